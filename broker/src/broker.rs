@@ -1,0 +1,157 @@
+//! Starting and stopping the broker on the caller's tokio runtime.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::BrokerConfig;
+use crate::error::BrokerError;
+use crate::hooks::{AllowAll, Hooks};
+use crate::listener::{self, OpenConnections};
+use crate::local::{self, LocalClient, LocalOptions, LocalReceiver};
+use crate::metrics::MetricsSnapshot;
+use crate::router::RouterHandle;
+use crate::state::BrokerState;
+
+/// Router links reserved for in-process clients and the broker's own use, on top of
+/// `max_connections` network clients.
+const EXTRA_LINKS: usize = 1024;
+
+/// A running broker.
+pub struct Broker {
+    handle: BrokerHandle,
+    addrs: Vec<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    accept_tasks: Vec<JoinHandle<()>>,
+}
+
+/// A cheap, cloneable handle for creating in-process clients and reading metrics.
+#[derive(Clone)]
+pub struct BrokerHandle {
+    st: Arc<BrokerState>,
+}
+
+impl Broker {
+    /// Starts with the default policy (every client may do everything).
+    pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        Broker::start_with_hooks(config, Arc::new(AllowAll)).await
+    }
+
+    /// Binds every listener, starts the router and begins accepting.
+    pub async fn start_with_hooks(
+        config: BrokerConfig,
+        hooks: Arc<dyn Hooks>,
+    ) -> Result<Broker, BrokerError> {
+        config.validate()?;
+        let mut bound = Vec::new();
+        for l in &config.listeners {
+            bound.push((listener::bind(l).await?, l.clone()));
+        }
+        let router = RouterHandle::spawn(&config.router, config.max_connections + EXTRA_LINKS);
+        let internal = router.link("%%broker".to_string(), true).await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let st = Arc::new(BrokerState::new(
+            config,
+            router,
+            hooks,
+            internal.tx,
+            shutdown_rx,
+        ));
+        // The internal link never subscribes; keep its receiver alive for the router.
+        std::mem::forget(internal.rx);
+        let open = Arc::new(OpenConnections::default());
+        let mut addrs = Vec::new();
+        let mut accept_tasks = Vec::new();
+        for (l, lc) in bound {
+            let addr = l.local_addr().map_err(|source| BrokerError::Bind {
+                addr: lc.bind,
+                source,
+            })?;
+            tracing::info!(listener = %lc.name, %addr, "MQTT 3.1.1 + 5 listener ready");
+            addrs.push(addr);
+            accept_tasks.push(tokio::spawn(listener::accept_loop(
+                st.clone(),
+                l,
+                lc,
+                open.clone(),
+            )));
+        }
+        Ok(Broker {
+            handle: BrokerHandle { st },
+            addrs,
+            shutdown,
+            accept_tasks,
+        })
+    }
+
+    /// The bound address of each listener, in config order (useful with port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn handle(&self) -> BrokerHandle {
+        self.handle.clone()
+    }
+
+    /// Connects an in-process client.
+    pub async fn local_client(
+        &self,
+        client_id: &str,
+        options: LocalOptions,
+    ) -> Result<(LocalClient, LocalReceiver), BrokerError> {
+        self.handle.local_client(client_id, options).await
+    }
+
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.handle.metrics()
+    }
+
+    /// Stops accepting, closes every connection and in-process client, and returns when
+    /// they are gone (or after 5 s).
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.accept_tasks {
+            let _ = t.await;
+        }
+        let st = self.handle.st;
+        if tokio::time::timeout(Duration::from_secs(5), st.tasks.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close within 5 s of shutdown");
+        }
+        tracing::info!("broker stopped");
+    }
+}
+
+impl BrokerHandle {
+    /// Connects an in-process client with this client id.
+    pub async fn local_client(
+        &self,
+        client_id: &str,
+        options: LocalOptions,
+    ) -> Result<(LocalClient, LocalReceiver), BrokerError> {
+        if *self.st.shutdown.borrow() {
+            return Err(BrokerError::Closed);
+        }
+        local::connect(self.st.clone(), client_id, options).await
+    }
+
+    /// A snapshot of the broker's counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.st.metrics.snapshot()
+    }
+
+    /// Number of retained messages held.
+    pub fn retained_count(&self) -> usize {
+        self.st.retained_count()
+    }
+
+    /// Is a client with this id connected now (network or in-process)?
+    pub fn is_connected(&self, client_id: &str) -> bool {
+        self.st.sessions.is_live(client_id)
+    }
+}

@@ -1,0 +1,347 @@
+//! A connected network client: one task that reads the socket, drains the router, watches
+//! keep-alive, takeover and shutdown, plus a writer task fed by the outbox.
+//!
+//! Keep-alive counts *incoming* packets only (rumqttd re-arms its timer on outgoing
+//! traffic, so a hung client that keeps receiving is never timed out): with keep-alive k,
+//! the connection closes 1.5 k after the last packet from the client, and its will is
+//! published. Keep-alive 0 disables the timer.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rumqttd::local::LinkTx;
+use rumqttd::protocol::{Disconnect, DisconnectReasonCode, Packet};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::admit::Admitted;
+use super::outbox::Outbox;
+use super::subscribe::PendingSub;
+use crate::gaps::GapTracker;
+use crate::hooks::ClientInfo;
+use crate::metrics::Metrics;
+use crate::state::BrokerState;
+use crate::subs::Subscriptions;
+use crate::types::{Message, Protocol};
+use crate::wire::encode::{self, reason, ConnAckProps};
+
+/// Why a connection ends.
+#[derive(Debug)]
+pub(super) enum Close {
+    /// DISCONNECT with reason 0: the will is discarded.
+    Clean,
+    /// DISCONNECT with reason 0x04: publish the will.
+    WithWill,
+    Eof,
+    Io(String),
+    KeepAlive,
+    /// The client broke the protocol; `code` is the v5 DISCONNECT reason.
+    Violation {
+        code: u8,
+        why: String,
+    },
+    RouterGone,
+    TakenOver,
+    Shutdown,
+}
+
+impl Close {
+    pub fn violation(code: u8, why: impl Into<String>) -> Close {
+        Close::Violation {
+            code,
+            why: why.into(),
+        }
+    }
+
+    /// Is this an abnormal end for which the will is published? A takeover is not: the
+    /// client is demonstrably alive on its new connection.
+    fn publishes_will(&self) -> bool {
+        !matches!(self, Close::Clean | Close::TakenOver | Close::Shutdown)
+    }
+
+    fn disconnect_code(&self) -> Option<u8> {
+        match self {
+            Close::Violation { code, .. } => Some(*code),
+            Close::KeepAlive => Some(reason::KEEP_ALIVE_TIMEOUT),
+            Close::TakenOver => Some(reason::SESSION_TAKEN_OVER),
+            Close::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
+            _ => None,
+        }
+    }
+}
+
+/// Connection state shared by the inbound and outbound halves of the loop.
+pub(super) struct Conn {
+    pub st: Arc<BrokerState>,
+    pub proto: Protocol,
+    pub info: ClientInfo,
+    pub tx: LinkTx,
+    pub outbox: Arc<Outbox>,
+    pub subs: Subscriptions,
+    pub aliases: HashMap<u16, String>,
+    pub pending_subacks: HashMap<u16, VecDeque<PendingSub>>,
+    /// QoS 2 publishes refused by authorization (v3.1.1): their PUBREL is answered here.
+    pub refused_qos2: HashSet<u16>,
+    pub gaps: GapTracker,
+    /// UNSUBACKs the router will send for filters the edge already acknowledged.
+    pub swallow_unsubacks: usize,
+    pub router_alive: bool,
+    pub refused_logged: bool,
+    will: Option<Message>,
+    will_delay: u32,
+    persistent: bool,
+}
+
+/// Runs an admitted connection to its end.
+pub(crate) async fn run(st: Arc<BrokerState>, stream: TcpStream, rbuf: BytesMut, adm: Admitted) {
+    let span = tracing::info_span!(
+        "conn",
+        client_id = %adm.info.client_id,
+        peer = ?adm.info.peer,
+        proto = %adm.info.protocol
+    );
+    run_inner(st, stream, rbuf, adm).instrument(span).await
+}
+
+async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, adm: Admitted) {
+    let proto = adm.info.protocol;
+    let window = adm
+        .client_receive_max
+        .map_or(st.config.max_inflight, |r| r.min(st.config.max_inflight));
+    let outbox = Arc::new(Outbox::new(
+        proto,
+        st.config.max_queued_bytes,
+        usize::from(window),
+        adm.client_max_packet.map_or(usize::MAX, |m| m as usize),
+        st.metrics.clone(),
+    ));
+    let assigned = adm.info.client_id.clone();
+    let props = ConnAckProps {
+        assigned_client_id: adm.assigned_id.then_some(assigned.as_str()),
+        receive_maximum: Some(st.config.max_inflight),
+        maximum_packet_size: u32::try_from(st.config.max_packet_size).ok(),
+        topic_alias_maximum: Some(st.config.topic_alias_maximum),
+        reason_string: None,
+    };
+    let session_present = adm.persistent && adm.link.session_present;
+    outbox
+        .lock()
+        .control(|b| encode::connack(proto, session_present, reason::SUCCESS, &props, b));
+
+    let (mut reader, writer) = stream.into_split();
+    let mut writer_task = tokio::spawn(write_loop(outbox.clone(), writer));
+    let mut rx = adm.link.rx;
+    let mut claim = adm.claim;
+    let mut kill = claim.take_kill();
+    let mut conn = Conn {
+        st: st.clone(),
+        proto,
+        info: adm.info.clone(),
+        tx: adm.link.tx,
+        outbox: outbox.clone(),
+        subs: Subscriptions::default(),
+        aliases: HashMap::new(),
+        pending_subacks: HashMap::new(),
+        refused_qos2: HashSet::new(),
+        gaps: GapTracker::default(),
+        swallow_unsubacks: 0,
+        router_alive: true,
+        refused_logged: false,
+        will: adm.will,
+        will_delay: adm.will_delay,
+        persistent: adm.persistent,
+    };
+    conn.restore_session(session_present).await;
+    Metrics::inc(&st.metrics.clients_connected);
+    tracing::info!(
+        keep_alive = adm.keep_alive,
+        persistent = adm.persistent,
+        "client connected"
+    );
+
+    let keep_alive =
+        (adm.keep_alive > 0).then(|| Duration::from_millis(u64::from(adm.keep_alive) * 1500));
+    let mut last_in = Instant::now();
+    let far = Duration::from_secs(86_400 * 365);
+    let ka_sleep = tokio::time::sleep(keep_alive.unwrap_or(far));
+    let mut ka_sleep = std::pin::pin!(ka_sleep);
+    let mut shutdown = st.shutdown.clone();
+    let mut writer_done = false;
+
+    let close = loop {
+        tokio::select! {
+            _ = &mut kill => break Close::TakenOver,
+            _ = shutdown.changed() => break Close::Shutdown,
+            read = reader.read_buf(&mut rbuf) => match read {
+                Ok(0) => break Close::Eof,
+                Err(e) => break Close::Io(e.to_string()),
+                Ok(_) => {
+                    last_in = Instant::now();
+                    if let Err(close) = conn.on_readable(&mut rbuf).await {
+                        break close;
+                    }
+                }
+            },
+            n = rx.next(), if conn.router_alive => match n {
+                Ok(Some(n)) => {
+                    if let Err(close) = conn.on_router(n, &mut rx).await {
+                        break close;
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    conn.router_alive = false;
+                    break Close::RouterGone;
+                }
+            },
+            _ = &mut ka_sleep, if keep_alive.is_some() => {
+                let limit = keep_alive.unwrap_or(far);
+                if last_in.elapsed() >= limit {
+                    break Close::KeepAlive;
+                }
+                ka_sleep.as_mut().reset(last_in + limit);
+            },
+            result = &mut writer_task => {
+                writer_done = true;
+                match result {
+                    Ok(Ok(())) => break Close::Eof,
+                    Ok(Err(e)) => break Close::Io(e.to_string()),
+                    Err(e) => break Close::Io(e.to_string()),
+                }
+            },
+        }
+    };
+    conn.finish(close, writer_task, writer_done).await;
+    st.sessions.release(&claim);
+    drop(claim);
+}
+
+impl Conn {
+    /// On a persistent reconnect, restores the edge's subscription record and re-subscribes
+    /// the router so that its subscription map knows the new connection (rumqttd restores
+    /// a session's filters without it, after which UNSUBSCRIBE silently does nothing).
+    async fn restore_session(&mut self, session_present: bool) {
+        let saved = self.st.sessions.take_subscriptions(&self.info.client_id);
+        let (true, Some(saved)) = (session_present, saved) else {
+            return;
+        };
+        let items = super::subscribe::resubscribe_items(&saved);
+        for (filter, opts) in saved.iter() {
+            if opts.shared.is_none() {
+                self.gaps.add(filter);
+            }
+        }
+        self.subs = saved;
+        if let Err(e) = self.st.submit(&mut self.tx, items).await {
+            tracing::warn!(error = %e, "cannot restore session subscriptions");
+        }
+    }
+
+    async fn finish(
+        mut self,
+        close: Close,
+        writer_task: tokio::task::JoinHandle<std::io::Result<()>>,
+        writer_done: bool,
+    ) {
+        let level_info = matches!(
+            close,
+            Close::Clean | Close::Eof | Close::TakenOver | Close::Shutdown
+        );
+        match &close {
+            Close::Violation { why, .. } => {
+                Metrics::inc(&self.st.metrics.protocol_errors);
+                tracing::warn!("closing connection: {why}");
+            }
+            Close::KeepAlive => {
+                Metrics::inc(&self.st.metrics.keep_alive_timeouts);
+                tracing::info!(
+                    "closing connection: keep-alive expired (no packet for 1.5x keep-alive)"
+                );
+            }
+            Close::Io(e) => tracing::info!(error = %e, "client connection lost"),
+            other if level_info => tracing::info!(reason = ?other, "client disconnected"),
+            other => tracing::info!(reason = ?other, "client connection lost"),
+        }
+        if close.publishes_will() {
+            if let Some(will) = self.will.take() {
+                publish_will(&self.st, &self.info.client_id, will, self.will_delay).await;
+            }
+        }
+        if let Some(code) = close.disconnect_code() {
+            let proto = self.proto;
+            self.outbox
+                .lock()
+                .control(|b| encode::disconnect(proto, code, None, b));
+        }
+        if self.router_alive {
+            let disconnect = Packet::Disconnect(
+                Disconnect {
+                    reason_code: DisconnectReasonCode::NormalDisconnection,
+                },
+                None,
+            );
+            let _ = self.st.router.push(&mut self.tx, vec![disconnect]);
+        }
+        if self.persistent {
+            self.st
+                .sessions
+                .save_subscriptions(&self.info.client_id, std::mem::take(&mut self.subs));
+        }
+        let dropped = self.outbox.dropped();
+        if dropped > 0 {
+            tracing::info!(dropped, "messages dropped for this slow subscriber");
+        }
+        self.outbox.close();
+        if !writer_done {
+            let mut writer_task = writer_task;
+            if tokio::time::timeout(Duration::from_secs(2), &mut writer_task)
+                .await
+                .is_err()
+            {
+                writer_task.abort();
+            }
+        }
+        Metrics::dec(&self.st.metrics.clients_connected);
+    }
+}
+
+/// Publishes a will now, or after its MQTT 5 will delay unless the client reconnects.
+pub(crate) async fn publish_will(
+    st: &Arc<BrokerState>,
+    client_id: &str,
+    will: Message,
+    delay: u32,
+) {
+    if delay == 0 {
+        send_will(st, client_id, will).await;
+        return;
+    }
+    let st2 = st.clone();
+    let id = client_id.to_string();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+        st2.sessions.delayed_will_done(&id);
+        send_will(&st2, &id, will).await;
+    });
+    st.sessions.schedule_will(client_id, task.abort_handle());
+}
+
+async fn send_will(st: &BrokerState, client_id: &str, will: Message) {
+    tracing::info!(client_id, topic = %will.topic, "publishing will");
+    Metrics::inc(&st.metrics.wills_published);
+    if let Err(e) = st.publish_internal(will).await {
+        tracing::warn!(client_id, error = %e, "cannot publish will");
+    }
+}
+
+async fn write_loop(outbox: Arc<Outbox>, mut writer: OwnedWriteHalf) -> std::io::Result<()> {
+    while let Some(chunk) = outbox.next_chunk().await {
+        writer.write_all(&chunk).await?;
+    }
+    writer.shutdown().await
+}

@@ -1,0 +1,61 @@
+//! Authentication and authorization hooks: how the embedder (the kernel) decides who may
+//! connect and what each connection may publish and subscribe to.
+//!
+//! Hooks are synchronous and called on the connection's task for every CONNECT, PUBLISH
+//! (including wills) and SUBSCRIBE filter, so they must be fast and must not block (keep
+//! credentials and policies in memory).
+
+use std::net::SocketAddr;
+
+use crate::types::Protocol;
+
+/// What a CONNECT presents.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectInfo<'a> {
+    pub client_id: &'a str,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub peer: Option<SocketAddr>,
+    pub protocol: Protocol,
+}
+
+/// Why a CONNECT is refused; maps to CONNACK 0x04/0x05 (v3.1.1) or 0x86/0x87 (v5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectRefusal {
+    BadCredentials,
+    NotAuthorized,
+}
+
+/// The identity of an accepted connection, given to the authorization hooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub client_id: String,
+    pub username: Option<String>,
+    pub peer: Option<SocketAddr>,
+    pub protocol: Protocol,
+}
+
+/// The embedder's policy. Every method defaults to "allow".
+pub trait Hooks: Send + Sync + 'static {
+    /// Called once per CONNECT, before anything else happens for the connection.
+    fn authenticate(&self, _connect: &ConnectInfo<'_>) -> Result<(), ConnectRefusal> {
+        Ok(())
+    }
+
+    /// Called for every PUBLISH and every will, with the topic after alias resolution.
+    fn authorize_publish(&self, _client: &ClientInfo, _topic: &str) -> bool {
+        true
+    }
+
+    /// Called for every filter of every SUBSCRIBE. For `$share/<group>/<filter>` the
+    /// hook sees `<filter>`: access depends on what can be read, not on the group.
+    fn authorize_subscribe(&self, _client: &ClientInfo, _filter: &str) -> bool {
+        true
+    }
+}
+
+/// Allows everything: the broker's default policy (the kernel installs its own).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AllowAll;
+
+impl Hooks for AllowAll {}

@@ -1,0 +1,146 @@
+//! State shared by every connection of one broker: config, router, hooks, counters,
+//! retained messages, live sessions, and the ordered hand-off of packets to the router.
+
+use std::sync::{Arc, Mutex};
+
+use rumqttd::local::LinkTx;
+use rumqttd::protocol::{Packet, Publish};
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::error::BrokerError;
+use crate::hooks::Hooks;
+use crate::metrics::Metrics;
+use crate::retained::{RetainedMessage, RetainedStore};
+use crate::router::RouterHandle;
+use crate::sessions::Sessions;
+use crate::tasks::TaskCounter;
+use crate::types::Message;
+
+/// What handing a packet to the router does to the retained store, in packet order.
+pub(crate) enum Effect {
+    None,
+    /// A retained publish: store (or, with an empty payload, delete) this message.
+    Retain(Message),
+    /// A new subscription: snapshot the retained messages matching this filter.
+    Snapshot(String),
+}
+
+/// A packet for the router and its effect on the retained store.
+pub(crate) struct Item {
+    pub packet: Packet,
+    pub effect: Effect,
+}
+
+impl Item {
+    pub fn plain(packet: Packet) -> Item {
+        Item {
+            packet,
+            effect: Effect::None,
+        }
+    }
+}
+
+pub(crate) struct BrokerState {
+    pub config: BrokerConfig,
+    pub router: Arc<RouterHandle>,
+    pub hooks: Arc<dyn Hooks>,
+    pub metrics: Arc<Metrics>,
+    pub sessions: Sessions,
+    pub tasks: Arc<TaskCounter>,
+    pub shutdown: watch::Receiver<bool>,
+    retained: Mutex<RetainedStore>,
+    /// The broker's own link, used for wills.
+    internal: tokio::sync::Mutex<LinkTx>,
+}
+
+impl BrokerState {
+    pub fn new(
+        config: BrokerConfig,
+        router: Arc<RouterHandle>,
+        hooks: Arc<dyn Hooks>,
+        internal: LinkTx,
+        shutdown: watch::Receiver<bool>,
+    ) -> BrokerState {
+        BrokerState {
+            config,
+            router,
+            hooks,
+            metrics: Arc::new(Metrics::default()),
+            sessions: Sessions::default(),
+            tasks: Arc::new(TaskCounter::default()),
+            shutdown,
+            retained: Mutex::new(RetainedStore::default()),
+            internal: tokio::sync::Mutex::new(internal),
+        }
+    }
+
+    /// Hands a batch of packets to the router through `tx`, applying their retained-store
+    /// effects under one lock. Holding the lock across "update store + enqueue to router"
+    /// (publishers) and "snapshot store + enqueue SUBSCRIBE" (subscribers) means a
+    /// subscriber sees every retained message either in its snapshot or live, never
+    /// neither. Returns one snapshot per `Effect::Snapshot`, in order.
+    pub async fn submit(
+        &self,
+        tx: &mut LinkTx,
+        items: Vec<Item>,
+    ) -> Result<Vec<Vec<RetainedMessage>>, BrokerError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.router.wait_for_room().await;
+        let mut snapshots = Vec::new();
+        let mut packets = Vec::with_capacity(items.len());
+        if items.iter().all(|i| matches!(i.effect, Effect::None)) {
+            packets.extend(items.into_iter().map(|i| i.packet));
+            return self.router.push(tx, packets).map(|()| snapshots);
+        }
+        let mut store = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        for item in items {
+            match item.effect {
+                Effect::None => {}
+                Effect::Retain(message) => store.apply(&message),
+                Effect::Snapshot(filter) => snapshots.push(store.matching(&filter)),
+            }
+            packets.push(item.packet);
+        }
+        self.router.push(tx, packets)?;
+        drop(store);
+        Ok(snapshots)
+    }
+
+    /// Publishes a will (or any broker-originated message) through the internal link.
+    pub async fn publish_internal(&self, message: Message) -> Result<(), BrokerError> {
+        let item = routed_item(message);
+        let mut tx = self.internal.lock().await;
+        self.submit(&mut tx, vec![item]).await.map(|_| ())
+    }
+
+    /// Number of retained messages stored.
+    pub fn retained_count(&self) -> usize {
+        self.retained
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+}
+
+/// The router item for a message built by the edge (will, in-process publish): a QoS 0
+/// router publish with the retain flag cleared, plus the retained-store effect.
+pub(crate) fn routed_item(message: Message) -> Item {
+    let properties = message.properties.as_ref().map(|p| p.to_publish());
+    let publish = Publish::new(
+        bytes::Bytes::from(message.topic.clone()),
+        message.payload.clone(),
+        false,
+    );
+    let effect = if message.retain {
+        Effect::Retain(message)
+    } else {
+        Effect::None
+    };
+    Item {
+        packet: Packet::Publish(publish, properties),
+        effect,
+    }
+}

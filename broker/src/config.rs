@@ -64,12 +64,14 @@ pub struct BrokerConfig {
     pub connect_timeout_ms: u64,
     /// Bytes queued for one slow network subscriber before QoS 0 messages are dropped.
     pub max_queued_bytes: usize,
+    /// QoS 1/2 messages queued for one client beyond its in-flight window before messages
+    /// are dropped (like mosquitto's `max_queued_messages`).
+    pub max_queued_messages: usize,
     /// Messages queued for one slow in-process subscriber before messages are dropped.
     pub local_queue_limit: usize,
     /// Topic aliases a v5 client may use towards the broker.
     pub topic_alias_maximum: u16,
-    /// QoS 1/2 messages in flight towards a client from the edge's own queue
-    /// (retained messages, shared subscriptions).
+    /// QoS 1/2 messages in flight (sent, not yet acknowledged) towards one client.
     pub max_inflight: u16,
     pub router: RouterSettings,
 }
@@ -86,6 +88,7 @@ impl Default for BrokerConfig {
             max_connections: 10_000,
             connect_timeout_ms: 10_000,
             max_queued_bytes: 1024 * 1024,
+            max_queued_messages: 1000,
             local_queue_limit: 100_000,
             topic_alias_maximum: 64,
             max_inflight: 100,
@@ -143,6 +146,9 @@ impl BrokerConfig {
         }
         if self.max_inflight == 0 {
             return bad("max_inflight must be at least 1");
+        }
+        if self.max_queued_messages == 0 {
+            return bad("max_queued_messages must be at least 1");
         }
         if self.local_queue_limit == 0 {
             return bad("local_queue_limit must be at least 1");

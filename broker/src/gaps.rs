@@ -1,77 +1,112 @@
-//! Detects messages the router dropped for a subscriber that fell behind its commit log.
+//! Per-connection index of router subscriptions: which of the client's filters a forwarded
+//! message came from (for its delivery QoS), and whether the router skipped messages.
 //!
-//! rumqttd keeps a bounded log per subscribed filter; a subscriber whose read cursor falls
-//! off the oldest segment silently jumps forward. Every forwarded message carries its
-//! absolute offset in the filter's log, so a jump shows up as a gap between consecutive
-//! offsets of one filter. The filter is found by matching the topic against the
-//! connection's (non-shared) filters; when several overlap, the one whose expected offset
-//! fits is taken. The edge drains the router as fast as it can, so in practice drops happen
-//! at the edge's own queue (counted there); this catches the rest.
+//! The edge subscribes every filter at QoS 0 in the router and delivers QoS 1/2 itself, so
+//! a forward carries no QoS of its own: the matching subscription's QoS applies. rumqttd
+//! keeps a bounded log per filter; a subscriber whose cursor falls off the oldest segment
+//! silently jumps forward. Every forward carries its absolute offset in the filter's log,
+//! so a jump shows up as a gap between consecutive offsets of one filter (not counted for
+//! shared subscriptions, whose cursor moves for the whole group). When several of the
+//! client's filters match a topic, the one whose expected offset fits is taken.
 
 use crate::topic::matches;
+use crate::types::QoS;
 
-struct Cursor {
+struct Entry {
+    /// The filter without any `$share/<group>/` prefix.
     filter: String,
+    qos: QoS,
+    shared: bool,
     next: Option<u64>,
 }
 
-/// Per-connection offset tracking.
-#[derive(Default)]
-pub(crate) struct GapTracker {
-    cursors: Vec<Cursor>,
+/// What the index knows about one forwarded message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Observation {
+    /// QoS of the subscription it was delivered for.
+    pub qos: QoS,
+    /// Messages the router skipped on that filter just before this one.
+    pub lost: u64,
 }
 
-impl GapTracker {
-    pub fn add(&mut self, filter: &str) {
-        if !self.cursors.iter().any(|c| c.filter == filter) {
-            self.cursors.push(Cursor {
-                filter: filter.to_string(),
-                next: None,
-            });
+#[derive(Default)]
+pub(crate) struct FilterIndex {
+    entries: Vec<Entry>,
+}
+
+impl FilterIndex {
+    /// Adds or updates a subscription.
+    pub fn add(&mut self, filter: &str, qos: QoS, shared: bool) {
+        if let Some(e) = self
+            .entries
+            .iter_mut()
+            .find(|e| e.filter == filter && e.shared == shared)
+        {
+            e.qos = qos;
+            return;
         }
+        self.entries.push(Entry {
+            filter: filter.to_string(),
+            qos,
+            shared,
+            next: None,
+        });
     }
 
-    pub fn remove(&mut self, filter: &str) {
-        self.cursors.retain(|c| c.filter != filter);
+    pub fn remove(&mut self, filter: &str, shared: bool) {
+        self.entries
+            .retain(|e| !(e.filter == filter && e.shared == shared));
     }
 
-    /// Records a forwarded message; returns how many messages were skipped before it.
-    pub fn observe(&mut self, topic: &[u8], offset: u64) -> u64 {
-        let Ok(topic) = std::str::from_utf8(topic) else {
-            return 0;
+    /// Records a forwarded message with its log offset (if the router gave one).
+    pub fn observe(&mut self, topic: &[u8], offset: Option<u64>) -> Observation {
+        let none = Observation {
+            qos: QoS::AtMostOnce,
+            lost: 0,
         };
+        let Ok(topic) = std::str::from_utf8(topic) else {
+            return none;
+        };
+        if self.entries.len() == 1 {
+            return self.settle(0, offset);
+        }
         let mut uninitialized = None;
         let mut below: Option<(usize, u64)> = None;
         let mut any = None;
-        for (i, c) in self.cursors.iter().enumerate() {
-            if !matches(&c.filter, topic) {
+        for (i, e) in self.entries.iter().enumerate() {
+            if !matches(&e.filter, topic) {
                 continue;
             }
             any.get_or_insert(i);
-            match c.next {
-                Some(next) if next == offset => {
-                    self.cursors[i].next = Some(offset + 1);
-                    return 0;
-                }
-                Some(next) if next < offset => {
+            match (e.next, offset) {
+                (Some(next), Some(o)) if next == o => return self.settle(i, offset),
+                (Some(next), Some(o)) if next < o => {
                     if below.is_none_or(|(_, b)| next > b) {
                         below = Some((i, next));
                     }
                 }
-                Some(_) => {}
-                None => {
+                (None, _) => {
                     uninitialized.get_or_insert(i);
                 }
+                _ => {}
             }
         }
-        let (index, lost) = match (uninitialized, below, any) {
-            (Some(i), _, _) => (i, 0),
-            (None, Some((i, next)), _) => (i, offset - next),
-            (None, None, Some(i)) => (i, 0),
-            (None, None, None) => return 0,
+        match uninitialized.or(below.map(|(i, _)| i)).or(any) {
+            Some(i) => self.settle(i, offset),
+            None => none,
+        }
+    }
+
+    fn settle(&mut self, i: usize, offset: Option<u64>) -> Observation {
+        let e = &mut self.entries[i];
+        let lost = match (e.next, offset) {
+            (Some(next), Some(o)) if o > next && !e.shared => o - next,
+            _ => 0,
         };
-        self.cursors[index].next = Some(offset + 1);
-        lost
+        if let Some(o) = offset {
+            e.next = Some(o + 1);
+        }
+        Observation { qos: e.qos, lost }
     }
 }
 
@@ -80,24 +115,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_a_jump() {
-        let mut g = GapTracker::default();
-        g.add("a/#");
-        assert_eq!(g.observe(b"a/b", 5), 0);
-        assert_eq!(g.observe(b"a/b", 6), 0);
-        assert_eq!(g.observe(b"a/b", 10), 3);
-        assert_eq!(g.observe(b"x", 99), 0);
+    fn counts_a_jump_and_reports_qos() {
+        let mut g = FilterIndex::default();
+        g.add("a/#", QoS::AtLeastOnce, false);
+        assert_eq!(g.observe(b"a/b", Some(5)).lost, 0);
+        assert_eq!(g.observe(b"a/b", Some(6)).lost, 0);
+        let o = g.observe(b"a/b", Some(10));
+        assert_eq!((o.lost, o.qos), (3, QoS::AtLeastOnce));
     }
 
     #[test]
     fn overlapping_filters_follow_their_own_offsets() {
-        let mut g = GapTracker::default();
-        g.add("a/#");
-        g.add("a/b");
-        assert_eq!(g.observe(b"a/b", 0), 0); // a/# log
-        assert_eq!(g.observe(b"a/b", 0), 0); // a/b log
-        assert_eq!(g.observe(b"a/b", 1), 0);
-        assert_eq!(g.observe(b"a/b", 1), 0);
-        assert_eq!(g.observe(b"a/c", 2), 0);
+        let mut g = FilterIndex::default();
+        g.add("a/#", QoS::AtMostOnce, false);
+        g.add("a/b", QoS::ExactlyOnce, false);
+        assert_eq!(g.observe(b"a/b", Some(0)).qos, QoS::AtMostOnce);
+        assert_eq!(g.observe(b"a/b", Some(0)).qos, QoS::ExactlyOnce);
+        assert_eq!(g.observe(b"a/b", Some(1)).lost, 0);
+        assert_eq!(g.observe(b"a/b", Some(1)).lost, 0);
+        assert_eq!(
+            g.observe(b"a/c", Some(2)),
+            Observation {
+                qos: QoS::AtMostOnce,
+                lost: 0
+            }
+        );
+        assert_eq!(g.observe(b"x", Some(9)).qos, QoS::AtMostOnce);
+    }
+
+    #[test]
+    fn shared_filters_never_count_gaps() {
+        let mut g = FilterIndex::default();
+        g.add("s/+", QoS::AtLeastOnce, true);
+        g.observe(b"s/1", Some(0));
+        assert_eq!(g.observe(b"s/1", Some(7)).lost, 0);
     }
 }

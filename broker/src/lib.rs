@@ -29,6 +29,7 @@ pub mod hooks;
 mod listener;
 mod local;
 mod metrics;
+mod pressure;
 mod retained;
 mod router;
 mod sessions;

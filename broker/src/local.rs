@@ -15,17 +15,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rumqttd::local::{LinkRx, LinkTx};
-use rumqttd::protocol::{Filter, Packet, RetainForwardRule, Subscribe, Unsubscribe};
+use rumqttd::protocol::{Packet, Unsubscribe};
 use rumqttd::Notification;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
+use crate::connection::subscribe::router_subscribe;
 use crate::error::BrokerError;
 use crate::hooks::ClientInfo;
 use crate::metrics::Metrics;
+use crate::pressure::PressureFlag;
 use crate::retained::RetainedMessage;
 use crate::router::{notification_packet, try_next};
 use crate::sessions::{router_id, SessionClaim};
 use crate::state::{routed_item, BrokerState, Effect, Item};
+use crate::subs::{router_filter, SubOpts};
 use crate::topic::{parse_shared, validate_filter, validate_topic};
 use crate::types::{Message, Properties, Protocol, QoS};
 
@@ -53,6 +56,8 @@ struct Shared {
     tx: Arc<Mutex<LinkTx>>,
     control: mpsc::UnboundedSender<Control>,
     next_pkid: std::sync::Mutex<u16>,
+    /// Client filter -> router filter (they differ for shared subscriptions).
+    filters: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// Publishes and subscribes for one in-process client. Cheap to clone; the client
@@ -141,6 +146,7 @@ pub(crate) async fn connect(
         queued: queued.clone(),
         pending: HashMap::new(),
         will: options.will,
+        pressure: PressureFlag::new(st.pressure.clone()),
         task: st.tasks.enter(),
     };
     tokio::spawn(drain.run(link.rx, control_rx, claim));
@@ -150,6 +156,7 @@ pub(crate) async fn connect(
         tx,
         control: control_tx,
         next_pkid: std::sync::Mutex::new(0),
+        filters: std::sync::Mutex::new(HashMap::new()),
     });
     Ok((LocalClient { shared }, LocalReceiver { rx: msg_rx, queued }))
 }
@@ -185,7 +192,7 @@ impl LocalClient {
             )));
         }
         let mut tx = self.shared.tx.lock().await;
-        st.submit(&mut tx, vec![routed_item(message)])
+        st.submit(&mut tx, vec![routed_item(message)], false)
             .await
             .map(|_| ())
     }
@@ -193,14 +200,12 @@ impl LocalClient {
     /// Subscribes; returns the granted QoS once the router has registered the filter and
     /// the matching retained messages are queued (before any live message).
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, BrokerError> {
-        let inner = match parse_shared(filter) {
-            Some(Ok((_, inner))) => inner,
+        let (group, inner) = match parse_shared(filter) {
+            Some(Ok((group, inner))) => (Some(group), inner),
             Some(Err(e)) => return Err(invalid("topic filter", e)),
-            None => {
-                validate_filter(filter).map_err(|e| invalid("topic filter", e))?;
-                filter
-            }
+            None => (None, filter),
         };
+        validate_filter(inner).map_err(|e| invalid("topic filter", e))?;
         if inner.starts_with('$') {
             return Err(invalid("topic filter", "'$' topics are reserved"));
         }
@@ -220,49 +225,61 @@ impl LocalClient {
                 done: done_tx,
             })
             .map_err(|_| BrokerError::Closed)?;
-        let shared = filter.starts_with("$share/");
-        let packet = Packet::Subscribe(
-            Subscribe {
-                pkid,
-                filters: vec![Filter {
-                    path: filter.to_string(),
-                    qos: qos.to_rumqttd(),
-                    nolocal: false,
-                    preserve_retain: false,
-                    retain_forward_rule: RetainForwardRule::OnEverySubscribe,
-                }],
-            },
-            None,
-        );
-        let effect = if shared {
+        let opts = SubOpts {
+            qos,
+            shared: group.map(str::to_string),
+            inner: inner.to_string(),
+            router_filter: router_filter(group, inner),
+            subscription_id: None,
+        };
+        let packet = router_subscribe(pkid, &opts);
+        let effect = if group.is_some() {
             Effect::None
         } else {
-            Effect::Snapshot(filter.to_string())
+            Effect::Snapshot(inner.to_string())
         };
+        self.shared
+            .filters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(filter.to_string(), opts.router_filter.clone());
         let snapshot = {
             let mut tx = self.shared.tx.lock().await;
-            st.submit(&mut tx, vec![Item { packet, effect }]).await?
+            st.submit(&mut tx, vec![Item { packet, effect }], false)
+                .await?
         };
         let _ = snap_tx.send(snapshot.into_iter().next().unwrap_or_default());
         let code = done_rx.await.map_err(|_| BrokerError::Closed)?;
-        QoS::from_u8(code).ok_or_else(|| {
-            BrokerError::Link(format!("router refused subscription (code {code:#x})"))
-        })
+        if code >= 0x80 {
+            return Err(BrokerError::Link(format!(
+                "router refused subscription (code {code:#x})"
+            )));
+        }
+        Ok(qos)
     }
 
     /// Removes a subscription.
     pub async fn unsubscribe(&self, filter: &str) -> Result<(), BrokerError> {
+        let router_filter = self
+            .shared
+            .filters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(filter);
+        let Some(router_filter) = router_filter else {
+            return Ok(());
+        };
         let packet = Packet::Unsubscribe(
             Unsubscribe {
                 pkid: self.next_pkid(),
-                filters: vec![filter.to_string()],
+                filters: vec![router_filter],
             },
             None,
         );
         let mut tx = self.shared.tx.lock().await;
         self.shared
             .st
-            .submit(&mut tx, vec![Item::plain(packet)])
+            .submit(&mut tx, vec![Item::plain(packet)], false)
             .await
             .map(|_| ())
     }
@@ -302,6 +319,7 @@ struct Drain {
     queued: Arc<AtomicUsize>,
     pending: HashMap<u16, Pending>,
     will: Option<Message>,
+    pressure: PressureFlag,
     task: crate::tasks::TaskGuard,
 }
 
@@ -408,6 +426,7 @@ impl Drain {
                 None => None,
             };
         }
+        self.pressure.set(wake);
         if wake && rx.wake().await.is_err() {
             return false;
         }

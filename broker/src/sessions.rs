@@ -14,7 +14,17 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
+use crate::connection::outbox::EdgeMsg;
 use crate::subs::Subscriptions;
+
+/// What the edge keeps of a persistent session while its client is offline (the router
+/// keeps the rest: its filters' read positions).
+#[derive(Default)]
+pub(crate) struct SavedSession {
+    pub subs: Subscriptions,
+    /// QoS 1/2 messages sent or queued but not acknowledged, re-sent on resume.
+    pub unacked: Vec<EdgeMsg>,
+}
 
 /// How long a new connection waits for the one it takes over to close.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
@@ -37,8 +47,8 @@ struct Inner {
     next_generation: u64,
     /// Wills waiting for their MQTT 5 will delay, cancelled if the client comes back.
     delayed_wills: HashMap<String, tokio::task::AbortHandle>,
-    /// Subscriptions of persistent sessions whose client is offline.
-    saved: HashMap<String, Subscriptions>,
+    /// Persistent sessions whose client is offline.
+    saved: HashMap<String, SavedSession>,
 }
 
 /// Held by a live connection; dropping it tells a waiting successor that this connection
@@ -142,15 +152,14 @@ impl Sessions {
         inner.delayed_wills.remove(client_id);
     }
 
-    /// Keeps the subscriptions of a persistent session while its client is offline.
-    pub fn save_subscriptions(&self, client_id: &str, subs: Subscriptions) {
+    /// Keeps a persistent session while its client is offline.
+    pub fn save(&self, client_id: &str, session: SavedSession) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.saved.insert(client_id.to_string(), subs);
+        inner.saved.insert(client_id.to_string(), session);
     }
 
-    /// Takes the saved subscriptions of a session (persistent reconnect) or discards
-    /// them (clean start).
-    pub fn take_subscriptions(&self, client_id: &str) -> Option<Subscriptions> {
+    /// Takes a saved session (persistent reconnect) or discards it (clean start).
+    pub fn take_saved(&self, client_id: &str) -> Option<SavedSession> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.saved.remove(client_id)
     }

@@ -11,6 +11,7 @@ use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::hooks::Hooks;
 use crate::metrics::Metrics;
+use crate::pressure::Pressure;
 use crate::retained::{RetainedMessage, RetainedStore};
 use crate::router::RouterHandle;
 use crate::sessions::Sessions;
@@ -48,6 +49,7 @@ pub(crate) struct BrokerState {
     pub metrics: Arc<Metrics>,
     pub sessions: Sessions,
     pub tasks: Arc<TaskCounter>,
+    pub pressure: Arc<Pressure>,
     pub shutdown: watch::Receiver<bool>,
     retained: Mutex<RetainedStore>,
     /// The broker's own link, used for wills.
@@ -69,6 +71,7 @@ impl BrokerState {
             metrics: Arc::new(Metrics::default()),
             sessions: Sessions::default(),
             tasks: Arc::new(TaskCounter::default()),
+            pressure: Arc::new(Pressure::default()),
             shutdown,
             retained: Mutex::new(RetainedStore::default()),
             internal: tokio::sync::Mutex::new(internal),
@@ -80,13 +83,25 @@ impl BrokerState {
     /// (publishers) and "snapshot store + enqueue SUBSCRIBE" (subscribers) means a
     /// subscriber sees every retained message either in its snapshot or live, never
     /// neither. Returns one snapshot per `Effect::Snapshot`, in order.
+    ///
+    /// A batch with publishes first waits (bounded) while subscribers lag, unless the
+    /// caller is itself lagging (`lagging`): see `pressure`.
     pub async fn submit(
         &self,
         tx: &mut LinkTx,
         items: Vec<Item>,
+        lagging: bool,
     ) -> Result<Vec<Vec<RetainedMessage>>, BrokerError> {
         if items.is_empty() {
             return Ok(Vec::new());
+        }
+        if !lagging
+            && self.pressure.active()
+            && items
+                .iter()
+                .any(|i| matches!(i.packet, Packet::Publish(..)))
+        {
+            self.pressure.wait().await;
         }
         self.router.wait_for_room().await;
         let mut snapshots = Vec::new();
@@ -113,7 +128,7 @@ impl BrokerState {
     pub async fn publish_internal(&self, message: Message) -> Result<(), BrokerError> {
         let item = routed_item(message);
         let mut tx = self.internal.lock().await;
-        self.submit(&mut tx, vec![item]).await.map(|_| ())
+        self.submit(&mut tx, vec![item], false).await.map(|_| ())
     }
 
     /// Number of retained messages stored.

@@ -34,14 +34,6 @@ impl QoS {
             rumqttd::protocol::QoS::ExactlyOnce => QoS::ExactlyOnce,
         }
     }
-
-    pub(crate) fn to_rumqttd(self) -> rumqttd::protocol::QoS {
-        match self {
-            QoS::AtMostOnce => rumqttd::protocol::QoS::AtMostOnce,
-            QoS::AtLeastOnce => rumqttd::protocol::QoS::AtLeastOnce,
-            QoS::ExactlyOnce => rumqttd::protocol::QoS::ExactlyOnce,
-        }
-    }
 }
 
 /// The MQTT 5 publish properties the broker carries end to end.

@@ -7,7 +7,7 @@
 //! 2 PUBREC 0x87 (MQTT 5); MQTT 3.1.1 has no way to say no, so it gets a normal ack.
 
 use bytes::{Bytes, BytesMut};
-use rumqttd::protocol::{Packet, PubComp, PubRec, PubRel, Publish, PublishProperties};
+use rumqttd::protocol::{Packet, PubRel, Publish, PublishProperties};
 
 use super::session::{Close, Conn};
 use crate::metrics::Metrics;
@@ -17,8 +17,6 @@ use crate::types::{Message, Properties, Protocol, QoS};
 use crate::wire::decode::{self, publish_qos_pkid};
 use crate::wire::encode::{self, reason, AckKind};
 use crate::wire::frame::{self, packet_type, FrameError};
-
-use super::outbox::EDGE_PKID_FIRST;
 
 impl Conn {
     /// Handles every complete packet in `buf`.
@@ -72,7 +70,11 @@ impl Conn {
         }
         // Packets before a bad one still count: hand them over first.
         if !items.is_empty() && self.router_alive {
-            match self.st.submit(&mut self.tx, items).await {
+            match self
+                .st
+                .submit(&mut self.tx, items, self.pressure.is_on())
+                .await
+            {
                 Ok(snapshots) => self.attach_snapshots(targets, snapshots),
                 Err(e) => {
                     tracing::warn!(error = %e, "router link failed");
@@ -95,33 +97,15 @@ impl Conn {
         match packet {
             Packet::Publish(publish, props) => self.on_publish(publish, props, qos, pkid, items),
             Packet::PubAck(ack, _) => {
-                if !self.edge_ack(AckKind::PubAck, ack.pkid) {
-                    items.push(Item::plain(Packet::PubAck(ack, None)));
-                }
+                self.client_ack(AckKind::PubAck, ack.pkid);
                 Ok(())
             }
             Packet::PubRec(ack, _) => {
-                if !self.edge_ack(AckKind::PubRec, ack.pkid) {
-                    items.push(Item::plain(Packet::PubRec(
-                        PubRec {
-                            pkid: ack.pkid,
-                            reason: ack.reason,
-                        },
-                        None,
-                    )));
-                }
+                self.client_ack(AckKind::PubRec, ack.pkid);
                 Ok(())
             }
             Packet::PubComp(ack, _) => {
-                if !self.edge_ack(AckKind::PubComp, ack.pkid) {
-                    items.push(Item::plain(Packet::PubComp(
-                        PubComp {
-                            pkid: ack.pkid,
-                            reason: ack.reason,
-                        },
-                        None,
-                    )));
-                }
+                self.client_ack(AckKind::PubComp, ack.pkid);
                 Ok(())
             }
             Packet::PubRel(rel, _) => {
@@ -163,11 +147,8 @@ impl Conn {
         }
     }
 
-    /// Routes an acknowledgement for a packet id the edge allocated.
-    fn edge_ack(&mut self, kind: AckKind, pkid: u16) -> bool {
-        if pkid < EDGE_PKID_FIRST {
-            return false;
-        }
+    /// The client acknowledged a QoS 1/2 message (all of them are the edge's).
+    fn client_ack(&mut self, kind: AckKind, pkid: u16) {
         if !self.outbox.lock().on_ack(kind, pkid) {
             tracing::debug!(
                 pkid,
@@ -175,7 +156,6 @@ impl Conn {
                 "acknowledgement for an unknown packet id ignored"
             );
         }
-        true
     }
 
     fn on_publish(

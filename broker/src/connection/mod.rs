@@ -6,7 +6,7 @@ mod inbound;
 mod outbound;
 pub(crate) mod outbox;
 pub(crate) mod session;
-mod subscribe;
+pub(crate) mod subscribe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

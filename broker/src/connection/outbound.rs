@@ -1,18 +1,22 @@
 //! Notifications from the router to a network client: forwarded publishes, the router's
-//! acknowledgements, and its flow control.
+//! acknowledgements of the client's own publishes, and its flow control.
 //!
 //! The connection drains everything the router has buffered in one go and encodes it into
-//! the outbox under one lock. When the router signals `Unschedule` (its 200-slot buffer for
-//! this link filled), the connection wakes it again right after draining: the outbox, not
-//! the router's log, absorbs a slow reader.
+//! the outbox under one lock. Every router subscription is QoS 0; the matching client
+//! subscription decides the delivery QoS, and QoS 1/2 go through the edge's own in-flight
+//! window. When the router signals `Unschedule` (its 200-slot buffer for this link filled)
+//! the connection wakes it right after draining, and raises its pressure flag: the router
+//! had a backlog for it, so publishers should give it time.
 
 use rumqttd::local::LinkRx;
 use rumqttd::protocol::Packet;
 use rumqttd::Notification;
 
+use super::outbox::EdgeMsg;
 use super::session::{Close, Conn};
 use crate::metrics::Metrics;
 use crate::router::{notification_packet, try_next};
+use crate::types::QoS;
 use crate::wire::encode::{self, reason, AckKind};
 
 /// Most notifications handled per wake-up before the loop looks at the socket again.
@@ -38,25 +42,31 @@ impl Conn {
                 None => break,
             }
         }
+        let full = batch.len() >= DRAIN_BATCH;
         let mut wake = false;
         let mut result = Ok(());
+        let lagging;
         {
             let outbox = self.outbox.clone();
             let mut out = outbox.lock();
             for n in batch {
                 match n {
                     Notification::Forward(f) => {
-                        if let Some((_, offset)) = f.cursor {
-                            let lost = self.gaps.observe(&f.publish.topic, offset);
-                            if lost > 0 {
-                                Metrics::add(&self.st.metrics.dropped_router_lag, lost);
-                                tracing::warn!(
-                                    lost,
-                                    "subscriber fell behind the router's log; messages lost"
-                                );
-                            }
+                        let seen = self
+                            .filters
+                            .observe(&f.publish.topic, f.cursor.map(|c| c.1));
+                        if seen.lost > 0 {
+                            Metrics::add(&self.st.metrics.dropped_router_lag, seen.lost);
+                            tracing::warn!(
+                                lost = seen.lost,
+                                "subscriber fell behind the router's log; messages lost"
+                            );
                         }
-                        out.forward(f.publish, f.properties);
+                        if seen.qos == QoS::AtMostOnce {
+                            out.forward_qos0(f.publish, f.properties);
+                        } else {
+                            out.deliver(EdgeMsg::from_forward(f.publish, f.properties, seen.qos));
+                        }
                     }
                     Notification::Unschedule => wake = true,
                     other => match notification_packet(other) {
@@ -69,7 +79,9 @@ impl Conn {
                     },
                 }
             }
+            lagging = out.lagging();
         }
+        self.pressure.set(wake || full || lagging);
         if gone {
             self.router_alive = false;
             return Err(Close::RouterGone);
@@ -88,22 +100,17 @@ impl Conn {
     ) -> Result<(), Close> {
         let proto = self.proto;
         match packet {
+            // The router's acknowledgements of the client's QoS 1/2 publishes.
             Packet::PubAck(a, _) => {
                 out.control(|b| encode::ack(proto, AckKind::PubAck, a.pkid, reason::SUCCESS, b))
             }
             Packet::PubRec(a, _) => {
                 out.control(|b| encode::ack(proto, AckKind::PubRec, a.pkid, reason::SUCCESS, b))
             }
-            Packet::PubRel(a, _) => {
-                out.control(|b| encode::ack(proto, AckKind::PubRel, a.pkid, reason::SUCCESS, b))
-            }
             Packet::PubComp(a, _) => {
                 out.control(|b| encode::ack(proto, AckKind::PubComp, a.pkid, reason::SUCCESS, b))
             }
             Packet::SubAck(ack, _) => self.on_router_suback(out, ack.pkid, &ack.return_codes),
-            Packet::UnsubAck(..) => {
-                self.swallow_unsubacks = self.swallow_unsubacks.saturating_sub(1);
-            }
             Packet::Disconnect(d, _) => {
                 self.router_alive = false;
                 return Err(Close::violation(
@@ -111,7 +118,8 @@ impl Conn {
                     format!("router disconnected the client: {:?}", d.reason_code),
                 ));
             }
-            Packet::PingResp(_) | Packet::ConnAck(..) => {}
+            // UNSUBACKs are answered by the edge itself; the rest never reach a client.
+            Packet::UnsubAck(..) | Packet::PingResp(_) | Packet::ConnAck(..) => {}
             other => tracing::debug!(packet = ?other, "unexpected packet from the router ignored"),
         }
         Ok(())

@@ -3,77 +3,114 @@
 //! The connection's main task drains the router as fast as it can and encodes into the
 //! outbox; a separate writer task writes whatever has accumulated with one syscall. So a
 //! slow reader never stalls the router: once more than `max_queued_bytes` wait, QoS 0
-//! messages are dropped and counted (`dropped_slow_subscriber`); QoS 1/2 messages are
-//! bounded by the in-flight windows instead. Messages the edge itself delivers (retained
-//! messages, shared subscriptions) use packet ids above the router's 1..=100 range, so an
-//! acknowledgement from the client is routed by its packet id.
+//! messages are dropped and counted (`dropped_slow_subscriber`). QoS 1/2 messages are the
+//! edge's own: it allocates packet ids, keeps at most `max_inflight` unacknowledged, queues
+//! up to `max_queued_messages` more, and drops (counted) beyond that.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rumqttd::protocol::{v4::V4, v5::V5, Packet, Protocol as Codec, Publish, PublishProperties};
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
-use crate::types::{Message, Protocol, QoS};
+use crate::types::{Properties, Protocol, QoS};
 use crate::wire::encode::{self, AckKind, OutPublish};
 
-/// Packet ids 1..=100 belong to rumqttd's router (its fixed in-flight window).
-pub(crate) const EDGE_PKID_FIRST: u16 = 101;
+/// A QoS 1/2 subscriber that acknowledged something this recently counts as keeping up.
+const ACTIVE_ACK_WINDOW: Duration = Duration::from_secs(1);
 
-/// A message the edge delivers itself.
+/// A message the edge delivers with its own packet id (or at QoS 0 with its own encoder).
 #[derive(Debug, Clone)]
 pub(crate) struct EdgeMsg {
-    pub message: Message,
+    pub topic: Bytes,
+    pub payload: Bytes,
+    pub properties: Option<Properties>,
     pub qos: QoS,
     pub retain: bool,
+    /// Remaining message expiry (seconds) for a stored message.
     pub expiry: Option<u32>,
     pub subscription_ids: Vec<usize>,
 }
 
+impl EdgeMsg {
+    /// A message forwarded by the router, delivered at `qos`.
+    pub fn from_forward(
+        publish: Publish,
+        properties: Option<PublishProperties>,
+        qos: QoS,
+    ) -> EdgeMsg {
+        let (properties, subscription_ids) = match properties {
+            Some(mut p) => {
+                let ids = std::mem::take(&mut p.subscription_identifiers);
+                let props = Properties::from_publish(p);
+                ((!props.is_empty()).then_some(props), ids)
+            }
+            None => (None, Vec::new()),
+        };
+        EdgeMsg {
+            topic: publish.topic,
+            payload: publish.payload,
+            properties,
+            qos,
+            retain: false,
+            expiry: None,
+            subscription_ids,
+        }
+    }
+}
+
+struct InflightMsg {
+    waiting_for: AckKind,
+    msg: EdgeMsg,
+}
 
 struct Inner {
     buf: BytesMut,
     closed: bool,
     dropped: u64,
     next_pkid: u16,
-    /// Edge packet id -> the acknowledgement it waits for.
-    inflight: HashMap<u16, AckKind>,
+    inflight: HashMap<u16, InflightMsg>,
     waiting: VecDeque<EdgeMsg>,
+    last_ack: Option<Instant>,
+}
+
+/// Limits of one outbox.
+pub(crate) struct Limits {
+    pub max_bytes: usize,
+    pub window: usize,
+    pub max_messages: usize,
+    /// The client's Maximum Packet Size (MQTT 5), or usize::MAX.
+    pub max_packet: usize,
 }
 
 pub(crate) struct Outbox {
     proto: Protocol,
-    limit: usize,
-    window: usize,
-    max_packet: usize,
+    limits: Limits,
     metrics: Arc<Metrics>,
     inner: Mutex<Inner>,
     wake: Notify,
 }
 
 impl Outbox {
-    pub fn new(
-        proto: Protocol,
-        limit: usize,
-        window: usize,
-        max_packet: usize,
-        metrics: Arc<Metrics>,
-    ) -> Outbox {
+    pub fn new(proto: Protocol, limits: Limits, metrics: Arc<Metrics>) -> Outbox {
         Outbox {
             proto,
-            limit,
-            window: window.max(1),
-            max_packet,
+            limits: Limits {
+                window: limits.window.max(1),
+                ..limits
+            },
             metrics,
             inner: Mutex::new(Inner {
                 buf: BytesMut::with_capacity(4096),
                 closed: false,
                 dropped: 0,
-                next_pkid: EDGE_PKID_FIRST,
+                next_pkid: 1,
                 inflight: HashMap::new(),
                 waiting: VecDeque::new(),
+                last_ack: None,
             }),
             wake: Notify::new(),
         }
@@ -96,6 +133,16 @@ impl Outbox {
     /// Messages dropped for this connection so far.
     pub fn dropped(&self) -> u64 {
         self.lock().inner.dropped
+    }
+
+    /// QoS 1/2 messages not yet acknowledged (in flight first), for a persistent session.
+    pub fn take_unacknowledged(&self) -> Vec<EdgeMsg> {
+        let mut g = self.lock();
+        let mut inflight: Vec<(u16, InflightMsg)> = g.inner.inflight.drain().collect();
+        inflight.sort_by_key(|(pkid, _)| *pkid);
+        let mut out: Vec<EdgeMsg> = inflight.into_iter().map(|(_, m)| m.msg).collect();
+        out.extend(g.inner.waiting.drain(..));
+        out
     }
 
     /// The next bytes to write, or `None` once closed and drained.
@@ -129,9 +176,18 @@ impl OutboxGuard<'_> {
         self.wrote = true;
     }
 
-    /// Appends a PUBLISH forwarded by the router. Returns false if it was dropped.
-    pub fn forward(&mut self, publish: Publish, properties: Option<PublishProperties>) -> bool {
+    /// Appends a QoS 0 PUBLISH forwarded by the router, encoded by rumqttd's codec without
+    /// copying it into a message first. Returns false if it was dropped.
+    pub fn forward_qos0(
+        &mut self,
+        publish: Publish,
+        properties: Option<PublishProperties>,
+    ) -> bool {
         let start = self.inner.buf.len();
+        if start >= self.outbox.limits.max_bytes {
+            self.count_drop();
+            return false;
+        }
         let encoded = match self.outbox.proto {
             Protocol::V5 => V5.write(Packet::Publish(publish, properties), &mut self.inner.buf),
             _ => V4.write(Packet::Publish(publish, None), &mut self.inner.buf),
@@ -141,9 +197,7 @@ impl OutboxGuard<'_> {
             tracing::warn!(error = %e, "cannot encode forwarded publish; skipped");
             return false;
         }
-        let qos = (self.inner.buf[start] >> 1) & 0b11;
-        let size = self.inner.buf.len() - start;
-        if qos == 0 && (start >= self.outbox.limit || size > self.outbox.max_packet) {
+        if self.inner.buf.len() - start > self.outbox.limits.max_packet {
             self.inner.buf.truncate(start);
             self.count_drop();
             return false;
@@ -153,80 +207,112 @@ impl OutboxGuard<'_> {
         true
     }
 
-    /// Delivers a message built by the edge, queueing QoS 1/2 beyond the in-flight window.
+    /// Delivers a message with the edge's encoder, queueing QoS 1/2 beyond the window.
     pub fn deliver(&mut self, msg: EdgeMsg) -> bool {
         if msg.qos == QoS::AtMostOnce {
-            if self.inner.buf.len() >= self.outbox.limit {
+            if self.inner.buf.len() >= self.outbox.limits.max_bytes {
                 self.count_drop();
                 return false;
             }
-            return self.write_edge(&msg, 0);
+            return self.write(&msg, 0, false);
         }
-        if self.inner.inflight.len() >= self.outbox.window || !self.inner.waiting.is_empty() {
+        if self.inner.inflight.len() >= self.outbox.limits.window || !self.inner.waiting.is_empty()
+        {
+            if self.inner.waiting.len() >= self.outbox.limits.max_messages {
+                self.count_drop();
+                return false;
+            }
             self.inner.waiting.push_back(msg);
             return true;
         }
-        self.send_edge_qos(msg)
+        self.send_with_pkid(msg, false)
     }
 
-    /// Handles an acknowledgement for an edge packet id; returns false if unknown.
-    pub fn on_ack(&mut self, kind: AckKind, pkid: u16) -> bool {
-        let state = self.inner.inflight.get(&pkid).copied();
-        match (kind, state) {
-            (AckKind::PubAck, Some(AckKind::PubAck))
-            | (AckKind::PubComp, Some(AckKind::PubComp)) => {
-                self.inner.inflight.remove(&pkid);
-                self.pump();
-                true
+    /// Re-sends messages of a resumed persistent session (PUBLISH with DUP set).
+    pub fn resend(&mut self, msgs: Vec<EdgeMsg>) {
+        for msg in msgs {
+            if self.inner.inflight.len() < self.outbox.limits.window {
+                self.send_with_pkid(msg, true);
+            } else {
+                self.inner.waiting.push_back(msg);
             }
-            (AckKind::PubRec, Some(AckKind::PubRec)) => {
-                self.inner.inflight.insert(pkid, AckKind::PubComp);
+        }
+    }
+
+    /// Handles the client's PUBACK / PUBREC / PUBCOMP; returns false for an unknown id.
+    pub fn on_ack(&mut self, kind: AckKind, pkid: u16) -> bool {
+        let Some(waiting_for) = self.inner.inflight.get(&pkid).map(|m| m.waiting_for) else {
+            return false;
+        };
+        if waiting_for != kind {
+            return false;
+        }
+        self.inner.last_ack = Some(Instant::now());
+        match kind {
+            AckKind::PubRec => {
+                if let Some(m) = self.inner.inflight.get_mut(&pkid) {
+                    m.waiting_for = AckKind::PubComp;
+                }
                 let proto = self.outbox.proto;
                 self.control(|b| encode::ack(proto, AckKind::PubRel, pkid, 0, b));
-                true
             }
-            _ => false,
+            _ => {
+                self.inner.inflight.remove(&pkid);
+                self.pump();
+            }
         }
+        true
+    }
+
+    /// Is this subscriber acknowledging steadily but falling behind (flow control)?
+    pub fn lagging(&self) -> bool {
+        self.inner.waiting.len() > self.outbox.limits.max_messages / 2
+            && self
+                .inner
+                .last_ack
+                .is_some_and(|t| t.elapsed() < ACTIVE_ACK_WINDOW)
     }
 
     fn pump(&mut self) {
-        while self.inner.inflight.len() < self.outbox.window {
+        while self.inner.inflight.len() < self.outbox.limits.window {
             let Some(msg) = self.inner.waiting.pop_front() else {
                 break;
             };
-            self.send_edge_qos(msg);
+            self.send_with_pkid(msg, false);
         }
     }
 
-    fn send_edge_qos(&mut self, msg: EdgeMsg) -> bool {
+    fn send_with_pkid(&mut self, msg: EdgeMsg, dup: bool) -> bool {
         let pkid = self.alloc_pkid();
-        let state = if msg.qos == QoS::AtLeastOnce {
+        if !self.write(&msg, pkid, dup) {
+            return false;
+        }
+        let waiting_for = if msg.qos == QoS::AtLeastOnce {
             AckKind::PubAck
         } else {
             AckKind::PubRec
         };
-        if self.write_edge(&msg, pkid) {
-            self.inner.inflight.insert(pkid, state);
-            true
-        } else {
-            false
-        }
+        self.inner
+            .inflight
+            .insert(pkid, InflightMsg { waiting_for, msg });
+        true
     }
 
-    fn write_edge(&mut self, msg: &EdgeMsg, pkid: u16) -> bool {
+    fn write(&mut self, msg: &EdgeMsg, pkid: u16, dup: bool) -> bool {
         let start = self.inner.buf.len();
         let out = OutPublish {
-            topic: &msg.message.topic,
-            payload: &msg.message.payload,
+            topic: &msg.topic,
+            payload: &msg.payload,
             qos: msg.qos,
             retain: msg.retain,
+            dup,
             pkid,
-            properties: msg.message.properties.as_ref(),
+            properties: msg.properties.as_ref(),
             expiry_override: msg.expiry,
             subscription_ids: &msg.subscription_ids,
         };
         encode::publish(self.outbox.proto, &out, &mut self.inner.buf);
-        if self.inner.buf.len() - start > self.outbox.max_packet {
+        if self.inner.buf.len() - start > self.outbox.limits.max_packet {
             // Larger than the client's Maximum Packet Size: MQTT 5 says drop it.
             self.inner.buf.truncate(start);
             self.count_drop();
@@ -240,11 +326,7 @@ impl OutboxGuard<'_> {
     fn alloc_pkid(&mut self) -> u16 {
         loop {
             let pkid = self.inner.next_pkid;
-            self.inner.next_pkid = if pkid == u16::MAX {
-                EDGE_PKID_FIRST
-            } else {
-                pkid + 1
-            };
+            self.inner.next_pkid = pkid.checked_add(1).unwrap_or(1);
             if !self.inner.inflight.contains_key(&pkid) {
                 return pkid;
             }
@@ -259,7 +341,8 @@ impl OutboxGuard<'_> {
             tracing::warn!(
                 dropped = n,
                 queued_bytes = self.inner.buf.len(),
-                "subscriber is not keeping up; dropping QoS 0 messages"
+                queued_messages = self.inner.waiting.len(),
+                "subscriber is not keeping up; dropping messages"
             );
         }
     }

@@ -20,11 +20,13 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::admit::Admitted;
-use super::outbox::Outbox;
+use super::outbox::{Limits, Outbox};
 use super::subscribe::PendingSub;
-use crate::gaps::GapTracker;
+use crate::gaps::FilterIndex;
 use crate::hooks::ClientInfo;
 use crate::metrics::Metrics;
+use crate::pressure::PressureFlag;
+use crate::sessions::SavedSession;
 use crate::state::BrokerState;
 use crate::subs::Subscriptions;
 use crate::types::{Message, Protocol};
@@ -87,9 +89,8 @@ pub(super) struct Conn {
     pub pending_subacks: HashMap<u16, VecDeque<PendingSub>>,
     /// QoS 2 publishes refused by authorization (v3.1.1): their PUBREL is answered here.
     pub refused_qos2: HashSet<u16>,
-    pub gaps: GapTracker,
-    /// UNSUBACKs the router will send for filters the edge already acknowledged.
-    pub swallow_unsubacks: usize,
+    pub filters: FilterIndex,
+    pub pressure: PressureFlag,
     pub router_alive: bool,
     pub refused_logged: bool,
     will: Option<Message>,
@@ -113,13 +114,13 @@ async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, 
     let window = adm
         .client_receive_max
         .map_or(st.config.max_inflight, |r| r.min(st.config.max_inflight));
-    let outbox = Arc::new(Outbox::new(
-        proto,
-        st.config.max_queued_bytes,
-        usize::from(window),
-        adm.client_max_packet.map_or(usize::MAX, |m| m as usize),
-        st.metrics.clone(),
-    ));
+    let limits = Limits {
+        max_bytes: st.config.max_queued_bytes,
+        window: usize::from(window),
+        max_messages: st.config.max_queued_messages,
+        max_packet: adm.client_max_packet.map_or(usize::MAX, |m| m as usize),
+    };
+    let outbox = Arc::new(Outbox::new(proto, limits, st.metrics.clone()));
     let assigned = adm.info.client_id.clone();
     let props = ConnAckProps {
         assigned_client_id: adm.assigned_id.then_some(assigned.as_str()),
@@ -148,8 +149,8 @@ async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, 
         aliases: HashMap::new(),
         pending_subacks: HashMap::new(),
         refused_qos2: HashSet::new(),
-        gaps: GapTracker::default(),
-        swallow_unsubacks: 0,
+        filters: FilterIndex::default(),
+        pressure: PressureFlag::new(st.pressure.clone()),
         router_alive: true,
         refused_logged: false,
         will: adm.will,
@@ -226,18 +227,18 @@ impl Conn {
     /// the router so that its subscription map knows the new connection (rumqttd restores
     /// a session's filters without it, after which UNSUBSCRIBE silently does nothing).
     async fn restore_session(&mut self, session_present: bool) {
-        let saved = self.st.sessions.take_subscriptions(&self.info.client_id);
+        let saved = self.st.sessions.take_saved(&self.info.client_id);
         let (true, Some(saved)) = (session_present, saved) else {
             return;
         };
-        let items = super::subscribe::resubscribe_items(&saved);
-        for (filter, opts) in saved.iter() {
-            if opts.shared.is_none() {
-                self.gaps.add(filter);
-            }
+        let items = super::subscribe::resubscribe_items(&saved.subs, false);
+        for (_, opts) in saved.subs.iter() {
+            self.filters
+                .add(&opts.inner, opts.qos, opts.shared.is_some());
         }
-        self.subs = saved;
-        if let Err(e) = self.st.submit(&mut self.tx, items).await {
+        self.subs = saved.subs;
+        self.outbox.lock().resend(saved.unacked);
+        if let Err(e) = self.st.submit(&mut self.tx, items, false).await {
             tracing::warn!(error = %e, "cannot restore session subscriptions");
         }
     }
@@ -288,9 +289,11 @@ impl Conn {
             let _ = self.st.router.push(&mut self.tx, vec![disconnect]);
         }
         if self.persistent {
-            self.st
-                .sessions
-                .save_subscriptions(&self.info.client_id, std::mem::take(&mut self.subs));
+            let saved = SavedSession {
+                subs: std::mem::take(&mut self.subs),
+                unacked: self.outbox.take_unacknowledged(),
+            };
+            self.st.sessions.save(&self.info.client_id, saved);
         }
         let dropped = self.outbox.dropped();
         if dropped > 0 {

@@ -1,10 +1,11 @@
 //! SUBSCRIBE and UNSUBSCRIBE at the edge.
 //!
-//! Each filter is validated and authorized here. Accepted filters go to the router one per
-//! SUBSCRIBE packet (so each gets its own retained snapshot); refused ones get a failure
-//! code without reaching it, and the client's SUBACK is assembled from both once the
-//! router has answered, followed by the retained messages. The edge answers UNSUBSCRIBE
-//! itself: rumqttd sends nothing for an unknown filter and one UNSUBACK per filter.
+//! Each filter is validated and authorized here. Accepted filters go to the router at QoS
+//! 0 (the edge delivers QoS 1/2 itself), one per SUBSCRIBE packet so each gets its own
+//! retained snapshot; refused ones get a failure code without reaching it. The client's
+//! SUBACK is assembled once the router has answered, followed by the retained messages.
+//! The edge answers UNSUBSCRIBE itself: rumqttd sends nothing for an unknown filter and one
+//! UNSUBACK per filter otherwise.
 
 use std::collections::VecDeque;
 
@@ -18,7 +19,7 @@ use super::session::{Close, Conn};
 use crate::metrics::Metrics;
 use crate::retained::RetainedMessage;
 use crate::state::{Effect, Item};
-use crate::subs::{SubOpts, Subscriptions};
+use crate::subs::{router_filter, SubOpts, Subscriptions};
 use crate::topic::{parse_shared, validate_filter};
 use crate::types::{Protocol, QoS};
 use crate::wire::encode::{self, reason};
@@ -42,6 +43,27 @@ pub(crate) struct PendingSub {
 pub(super) struct SnapshotTarget {
     pkid: u16,
     index: usize,
+}
+
+/// A router SUBSCRIBE for one filter at QoS 0.
+pub(crate) fn router_subscribe(pkid: u16, opts: &SubOpts) -> Packet {
+    let props = opts.subscription_id.map(|id| SubscribeProperties {
+        id: Some(id),
+        user_properties: Vec::new(),
+    });
+    Packet::Subscribe(
+        Subscribe {
+            pkid,
+            filters: vec![Filter {
+                path: opts.router_filter.clone(),
+                qos: rumqttd::protocol::QoS::AtMostOnce,
+                nolocal: false,
+                preserve_retain: false,
+                retain_forward_rule: RetainForwardRule::Never,
+            }],
+        },
+        props,
+    )
 }
 
 impl Conn {
@@ -101,11 +123,16 @@ impl Conn {
                 pending.codes[index] = self.failure(reason::NOT_AUTHORIZED);
                 continue;
             }
+            let qos = QoS::from_rumqttd(filter.qos);
             let opts = SubOpts {
-                qos: QoS::from_rumqttd(filter.qos),
+                qos,
                 shared: group.clone(),
+                router_filter: router_filter(group.as_deref(), &inner),
+                inner: inner.clone(),
                 subscription_id,
             };
+            let packet = router_subscribe(sub.pkid, &opts);
+            self.filters.add(&inner, qos, group.is_some());
             let new = self.subs.insert(&filter.path, opts);
             let wants_retained = group.is_none()
                 && match filter.retain_forward_rule {
@@ -113,9 +140,6 @@ impl Conn {
                     RetainForwardRule::OnNewSubscribe => new,
                     RetainForwardRule::Never => false,
                 };
-            if group.is_none() {
-                self.gaps.add(&filter.path);
-            }
             let effect = if wants_retained {
                 targets.push(SnapshotTarget {
                     pkid: sub.pkid,
@@ -129,15 +153,8 @@ impl Conn {
                 index,
                 subscription_id,
                 retained: Vec::new(),
-                granted: QoS::from_rumqttd(filter.qos),
+                granted: qos,
             });
-            let packet = Packet::Subscribe(
-                Subscribe {
-                    pkid: sub.pkid,
-                    filters: vec![filter],
-                },
-                props.clone(),
-            );
             items.push(Item { packet, effect });
         }
         if pending.waiting.is_empty() {
@@ -185,8 +202,9 @@ impl Conn {
         codes: &[SubscribeReasonCode],
     ) {
         if pkid == 0 {
-            return; // an internal re-subscribe (session restore)
+            return; // an internal re-subscribe
         }
+        let failure = self.failure(reason::UNSPECIFIED_ERROR);
         let Some(queue) = self.pending_subacks.get_mut(&pkid) else {
             tracing::debug!(pkid, "SUBACK from the router for an unknown packet id");
             return;
@@ -194,17 +212,12 @@ impl Conn {
         let Some(pending) = queue.front_mut() else {
             return;
         };
-        if let Some(mut slot) = pending.waiting.pop_front() {
-            let code = codes
-                .first()
-                .map_or(reason::UNSPECIFIED_ERROR, |c| code_of(*c));
-            pending.codes[slot.index] = if self.proto == Protocol::V5 || code < 0x80 {
-                code
+        if let Some(slot) = pending.waiting.pop_front() {
+            let refused = codes.first().is_none_or(|c| code_of(*c) >= 0x80);
+            if refused {
+                pending.codes[slot.index] = failure;
             } else {
-                reason::V311_SUBSCRIBE_FAILURE
-            };
-            if code < 0x80 {
-                slot.granted = QoS::from_u8(code).unwrap_or(slot.granted);
+                pending.codes[slot.index] = slot.granted as u8;
                 pending.done.push(slot);
             }
         }
@@ -223,7 +236,9 @@ impl Conn {
             for r in slot.retained {
                 let qos = r.message.qos.min(slot.granted);
                 out.deliver(EdgeMsg {
-                    message: r.message,
+                    topic: r.message.topic.into(),
+                    payload: r.message.payload,
+                    properties: r.message.properties,
                     qos,
                     retain: true,
                     expiry: r.remaining_expiry,
@@ -237,16 +252,15 @@ impl Conn {
         let mut codes = Vec::with_capacity(unsub.filters.len());
         let mut known = Vec::new();
         for filter in unsub.filters {
-            if self.subs.remove(&filter).is_some() {
-                self.gaps.remove(&filter);
+            if let Some(opts) = self.subs.remove(&filter) {
+                self.filters.remove(&opts.inner, opts.shared.is_some());
                 codes.push(reason::SUCCESS);
-                known.push(filter);
+                known.push(opts.router_filter);
             } else {
                 codes.push(reason::NO_SUBSCRIPTION_EXISTED);
             }
         }
         if !known.is_empty() {
-            self.swallow_unsubacks += known.len();
             items.push(Item::plain(Packet::Unsubscribe(
                 Unsubscribe {
                     pkid: unsub.pkid,
@@ -254,6 +268,9 @@ impl Conn {
                 },
                 None,
             )));
+            // rumqttd removes the client from *every* shared group on any UNSUBSCRIBE;
+            // re-register the shared subscriptions it still has.
+            items.extend(resubscribe_items(&self.subs, true));
         }
         let proto = self.proto;
         self.outbox
@@ -262,28 +279,12 @@ impl Conn {
     }
 }
 
-/// Router SUBSCRIBE packets that re-register a restored session's filters.
-pub(super) fn resubscribe_items(subs: &Subscriptions) -> Vec<Item> {
+/// Router SUBSCRIBE packets (packet id 0, their SUBACK is ignored) that re-register
+/// filters: all of a restored session's, or only the shared ones.
+pub(crate) fn resubscribe_items(subs: &Subscriptions, shared_only: bool) -> Vec<Item> {
     subs.iter()
-        .map(|(filter, opts)| {
-            let props = opts.subscription_id.map(|id| SubscribeProperties {
-                id: Some(id),
-                user_properties: Vec::new(),
-            });
-            Item::plain(Packet::Subscribe(
-                Subscribe {
-                    pkid: 0,
-                    filters: vec![Filter {
-                        path: filter.clone(),
-                        qos: opts.qos.to_rumqttd(),
-                        nolocal: false,
-                        preserve_retain: false,
-                        retain_forward_rule: RetainForwardRule::Never,
-                    }],
-                },
-                props,
-            ))
-        })
+        .filter(|(_, o)| !shared_only || o.shared.is_some())
+        .map(|(_, opts)| Item::plain(router_subscribe(0, opts)))
         .collect()
 }
 
@@ -293,14 +294,6 @@ fn code_of(c: SubscribeReasonCode) -> u8 {
         SubscribeReasonCode::QoS1 => 1,
         SubscribeReasonCode::QoS2 => 2,
         SubscribeReasonCode::Success(q) => q as u8,
-        SubscribeReasonCode::Failure | SubscribeReasonCode::Unspecified => 0x80,
-        SubscribeReasonCode::ImplementationSpecific => 0x83,
-        SubscribeReasonCode::NotAuthorized => 0x87,
-        SubscribeReasonCode::TopicFilterInvalid => 0x8f,
-        SubscribeReasonCode::PkidInUse => 0x91,
-        SubscribeReasonCode::QuotaExceeded => 0x97,
-        SubscribeReasonCode::SharedSubscriptionsNotSupported => 0x9e,
-        SubscribeReasonCode::SubscriptionIdNotSupported => 0xa1,
-        SubscribeReasonCode::WildcardSubscriptionsNotSupported => 0xa2,
+        _ => 0x80,
     }
 }

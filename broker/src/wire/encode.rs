@@ -251,10 +251,11 @@ pub fn disconnect(proto: Protocol, code: u8, reason_string: Option<&str>, out: &
 /// A PUBLISH the edge builds itself (retained messages, shared-subscription deliveries,
 /// wills are routed, not encoded here).
 pub struct OutPublish<'a> {
-    pub topic: &'a str,
+    pub topic: &'a [u8],
     pub payload: &'a [u8],
     pub qos: QoS,
     pub retain: bool,
+    pub dup: bool,
     pub pkid: u16,
     pub properties: Option<&'a Properties>,
     /// Replaces the message expiry interval (remaining lifetime of a stored message).
@@ -266,6 +267,9 @@ pub fn publish(proto: Protocol, p: &OutPublish<'_>, out: &mut BytesMut) {
     let mut byte1 = 0x30 | ((p.qos as u8) << 1);
     if p.retain {
         byte1 |= 1;
+    }
+    if p.dup {
+        byte1 |= 0x08;
     }
     let mut props = PropBuf::default();
     if proto == Protocol::V5 {
@@ -303,7 +307,7 @@ pub fn publish(proto: Protocol, p: &OutPublish<'_>, out: &mut BytesMut) {
     out.reserve(5 + remaining);
     out.put_u8(byte1);
     put_varint(out, remaining);
-    put_str(out, p.topic.as_bytes());
+    put_str(out, p.topic);
     if pkid_len > 0 {
         out.put_u16(p.pkid);
     }
@@ -370,10 +374,11 @@ mod tests {
             ..Default::default()
         };
         let p = OutPublish {
-            topic: "a/b",
+            topic: b"a/b",
             payload: b"hi",
             qos: QoS::AtLeastOnce,
             retain: true,
+            dup: false,
             pkid: 300,
             properties: Some(&props),
             expiry_override: None,

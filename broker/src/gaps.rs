@@ -80,10 +80,8 @@ impl FilterIndex {
             any.get_or_insert(i);
             match (e.next, offset) {
                 (Some(next), Some(o)) if next == o => return self.settle(i, offset),
-                (Some(next), Some(o)) if next < o => {
-                    if below.is_none_or(|(_, b)| next > b) {
-                        below = Some((i, next));
-                    }
+                (Some(next), Some(o)) if next < o && below.is_none_or(|(_, b)| next > b) => {
+                    below = Some((i, next));
                 }
                 (None, _) => {
                     uninitialized.get_or_insert(i);

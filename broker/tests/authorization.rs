@@ -1,0 +1,174 @@
+//! The authorization hook on SUBSCRIBE and PUBLISH: refused filters get a SUBACK failure
+//! code, refused publishes are dropped (v5 QoS 1: PUBACK 0x87), and the connection stays.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use hcore_broker::{ClientInfo, Hooks};
+use rumqttc::v5::mqttbytes::v5::{Packet as P5, PubAckReason, SubscribeReasonCode as S5};
+use rumqttc::v5::mqttbytes::QoS as Q5;
+use rumqttc::{QoS, SubscribeReasonCode as S4};
+
+/// Clients may only touch topics under their own client id, `public/#` is readable by all.
+#[derive(Default)]
+struct OwnTopics {
+    seen: Mutex<Vec<(String, Option<String>, String)>>,
+}
+
+impl Hooks for OwnTopics {
+    fn authorize_publish(&self, c: &ClientInfo, topic: &str) -> bool {
+        self.seen.lock().unwrap().push((
+            c.client_id.clone(),
+            c.username.clone(),
+            topic.to_string(),
+        ));
+        topic.starts_with(&format!("{}/", c.client_id)) || topic.starts_with("public/")
+    }
+
+    fn authorize_subscribe(&self, c: &ClientInfo, filter: &str) -> bool {
+        filter.starts_with(&format!("{}/", c.client_id)) || filter.starts_with("public/")
+    }
+}
+
+#[tokio::test]
+async fn refused_subscribe_gets_a_failure_code_and_the_connection_stays() {
+    let hooks = Arc::new(OwnTopics::default());
+    let broker = start_with(test_config(), Some(hooks)).await;
+    let addr = addr(&broker);
+
+    let mut c4 = v4(addr, "alice").await;
+    c4.client
+        .subscribe_many([
+            rumqttc::SubscribeFilter::new("bob/#".into(), QoS::AtMostOnce),
+            rumqttc::SubscribeFilter::new("alice/#".into(), QoS::AtLeastOnce),
+        ])
+        .await
+        .unwrap();
+    let codes = c4
+        .next_incoming(|p| match p {
+            rumqttc::Packet::SubAck(s) => Some(s.return_codes.clone()),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(codes, vec![S4::Failure, S4::Success(QoS::AtLeastOnce)]);
+    c4.client
+        .publish("alice/x", QoS::AtMostOnce, false, "still here")
+        .await
+        .unwrap();
+    assert_eq!(
+        c4.next_publish().await.unwrap().payload,
+        "still here".as_bytes()
+    );
+
+    let mut c5 = v5(addr, "carol").await;
+    assert_eq!(
+        c5.subscribe("bob/#", Q5::AtMostOnce).await,
+        vec![S5::NotAuthorized]
+    );
+    assert_eq!(
+        c5.subscribe("carol/#", Q5::AtMostOnce).await,
+        vec![S5::Success(Q5::AtMostOnce)]
+    );
+    c5.client
+        .publish("carol/y", Q5::AtMostOnce, false, "ok")
+        .await
+        .unwrap();
+    assert_eq!(c5.next_publish().await.unwrap().payload, "ok".as_bytes());
+    assert!(broker.metrics().not_authorized >= 2);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_publish_is_dropped_with_puback_0x87_for_v5() {
+    let hooks = Arc::new(OwnTopics::default());
+    let broker = start_with(test_config(), Some(hooks.clone())).await;
+    let addr = addr(&broker);
+    let mut watcher = v4(addr, "watcher").await;
+    watcher.subscribe("public/#", QoS::AtMostOnce).await;
+    let mut spy = v4(addr, "spy").await;
+    // "spy" may not read bob/#, but a wildcard on public is fine; bob's topic is watched
+    // through a client allowed to read everything under bob: bob himself.
+    let mut bob = v4(addr, "bob").await;
+    bob.subscribe("bob/#", QoS::AtMostOnce).await;
+
+    // v5 QoS 1 publish to a forbidden topic: PUBACK with reason 0x87, nothing delivered.
+    let mut mallory = v5(addr, "mallory").await;
+    mallory
+        .client
+        .publish("bob/door", Q5::AtLeastOnce, false, "open")
+        .await
+        .unwrap();
+    let reason = mallory
+        .next_incoming(|p| match p {
+            P5::PubAck(a) => Some(a.reason),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(reason, PubAckReason::NotAuthorized);
+    // v3.1.1 QoS 1 and QoS 0: acknowledged normally (3.1.1 cannot say no), dropped.
+    spy.client
+        .publish("bob/door", QoS::AtLeastOnce, false, "open")
+        .await
+        .unwrap();
+    spy.next_incoming(|p| matches!(p, rumqttc::Packet::PubAck(_)).then_some(()))
+        .await
+        .unwrap();
+    spy.client
+        .publish("bob/door", QoS::AtMostOnce, false, "open")
+        .await
+        .unwrap();
+
+    // Connections stay: each can still publish where allowed.
+    mallory
+        .client
+        .publish("public/m", Q5::AtMostOnce, false, "m")
+        .await
+        .unwrap();
+    spy.client
+        .publish("public/s", QoS::AtMostOnce, false, "s")
+        .await
+        .unwrap();
+    let mut got = vec![
+        watcher.next_publish().await.unwrap().topic,
+        watcher.next_publish().await.unwrap().topic,
+    ];
+    got.sort();
+    assert_eq!(got, ["public/m", "public/s"]);
+    bob.client
+        .publish("bob/marker", QoS::AtMostOnce, false, "marker")
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.next_publish().await.unwrap().topic,
+        "bob/marker",
+        "no forbidden publish got through"
+    );
+
+    // The hook saw the connection's identity.
+    let seen = hooks.seen.lock().unwrap().clone();
+    assert!(seen
+        .iter()
+        .any(|(c, _, t)| c == "mallory" && t == "bob/door"));
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_qos2_publish_completes_its_handshake() {
+    let broker = start_with(test_config(), Some(Arc::new(OwnTopics::default()))).await;
+    let addr = addr(&broker);
+    let mut raw = raw_connected(addr, "eve", 30).await;
+    raw.send(&publish_packet(b"bob/x", b"nope", 2, 7, false))
+        .await;
+    let (b1, body) = raw.read_packet().await.expect("PUBREC");
+    assert_eq!((b1, body), (0x50, vec![0, 7]));
+    raw.send(&raw_packet(0x62, &[0, 7])).await;
+    let (b1, body) = raw.read_packet().await.expect("PUBCOMP");
+    assert_eq!((b1, body), (0x70, vec![0, 7]));
+    raw.send(&PINGREQ).await;
+    assert_eq!(raw.read_packet().await.expect("PINGRESP").0, 0xd0);
+    broker.shutdown().await;
+}

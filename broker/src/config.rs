@@ -180,6 +180,31 @@ mod tests {
     }
 
     #[test]
+    fn documented_example_parses_with_documented_defaults() {
+        let doc = include_str!("../../docs/CONFIG.md");
+        let start = doc.find("```toml").expect("example in docs/CONFIG.md") + 7;
+        let end = start + doc[start..].find("```").expect("end of example");
+        let c = BrokerConfig::from_toml(&doc[start..end]).unwrap();
+        let d = BrokerConfig::default();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners[1].max_connections, Some(200));
+        // The example repeats the defaults: the table and the code agree.
+        assert_eq!(c.router, d.router);
+        assert_eq!(
+            (c.max_packet_size, c.max_connections, c.connect_timeout_ms),
+            (d.max_packet_size, d.max_connections, d.connect_timeout_ms)
+        );
+        assert_eq!(
+            (c.max_queued_bytes, c.max_inflight, c.max_queued_messages),
+            (d.max_queued_bytes, d.max_inflight, d.max_queued_messages)
+        );
+        assert_eq!(
+            (c.local_queue_limit, c.topic_alias_maximum),
+            (d.local_queue_limit, d.topic_alias_maximum)
+        );
+    }
+
+    #[test]
     fn listeners_parse() {
         let c = BrokerConfig::from_toml(
             "[[listeners]]\nbind = \"0.0.0.0:1883\"\n[[listeners]]\nname = \"lan\"\nbind = \"127.0.0.1:0\"\nmax_connections = 5\n",

@@ -147,6 +147,7 @@ pub(crate) async fn connect(
         pending: HashMap::new(),
         will: options.will,
         pressure: PressureFlag::new(st.pressure.clone()),
+        disconnect_requested: None,
         task: st.tasks.enter(),
     };
     tokio::spawn(drain.run(link.rx, control_rx, claim));
@@ -320,6 +321,8 @@ struct Drain {
     pending: HashMap<u16, Pending>,
     will: Option<Message>,
     pressure: PressureFlag,
+    /// A disconnect() seen while draining; acted on by the main loop.
+    disconnect_requested: Option<oneshot::Sender<()>>,
     task: crate::tasks::TaskGuard,
 }
 
@@ -343,6 +346,7 @@ impl Drain {
         let mut shutdown = self.st.shutdown.clone();
         let end = loop {
             tokio::select! {
+                biased;
                 c = control.recv() => match c {
                     Some(Control::Subscribe { pkid, snapshot, done }) => {
                         self.pending.insert(pkid, Pending { snapshot, done });
@@ -352,8 +356,11 @@ impl Drain {
                 },
                 n = rx.next() => match n {
                     Ok(Some(n)) => {
-                        if !self.on_notifications(n, &mut rx).await {
+                        if !self.on_notifications(n, &mut rx, &mut control).await {
                             break End::RouterGone;
+                        }
+                        if let Some(ack) = self.disconnect_requested.take() {
+                            break End::Disconnect(Some(ack));
                         }
                     }
                     Ok(None) => {}
@@ -376,6 +383,7 @@ impl Drain {
                 },
                 None,
             );
+            self.st.router.wait_drained().await;
             let mut tx = self.tx.lock().await;
             let _ = self.st.router.push(&mut tx, vec![disconnect]);
         }
@@ -389,7 +397,12 @@ impl Drain {
     }
 
     /// Handles a notification and everything else already buffered. False: router gone.
-    async fn on_notifications(&mut self, first: Notification, rx: &mut LinkRx) -> bool {
+    async fn on_notifications(
+        &mut self,
+        first: Notification,
+        rx: &mut LinkRx,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+    ) -> bool {
         let mut next = Some(first);
         let mut wake = false;
         let mut alive = true;
@@ -412,6 +425,20 @@ impl Drain {
                 Notification::Unschedule => wake = true,
                 other => {
                     if let Some(Packet::SubAck(ack, _)) = notification_packet(other) {
+                        // The subscriber registered its SUBSCRIBE before handing it to the
+                        // router, so the registration is in the channel by now.
+                        while let Ok(c) = control.try_recv() {
+                            match c {
+                                Control::Subscribe {
+                                    pkid,
+                                    snapshot,
+                                    done,
+                                } => {
+                                    self.pending.insert(pkid, Pending { snapshot, done });
+                                }
+                                Control::Disconnect(ack) => self.disconnect_requested = Some(ack),
+                            }
+                        }
                         self.on_suback(ack.pkid, ack.return_codes.first().copied())
                             .await;
                     }

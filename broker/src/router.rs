@@ -29,6 +29,7 @@ pub(crate) struct Link {
 pub(crate) struct RouterHandle {
     connect: Box<ConnectFn>,
     is_full: Box<dyn Fn() -> bool + Send + Sync>,
+    queued: Box<dyn Fn() -> usize + Send + Sync>,
 }
 
 impl RouterHandle {
@@ -45,6 +46,7 @@ impl RouterHandle {
         };
         let router_tx = Router::new(0, config).spawn();
         let full_tx = router_tx.clone();
+        let len_tx = router_tx.clone();
         let connect = move |router_id: &str, clean: bool| -> Result<Link, BrokerError> {
             let (tx, rx, ack) = LinkBuilder::new(router_id, router_tx.clone())
                 .clean_session(clean)
@@ -64,6 +66,7 @@ impl RouterHandle {
         Arc::new(RouterHandle {
             connect: Box::new(connect),
             is_full: Box::new(move || full_tx.is_full()),
+            queued: Box::new(move || len_tx.len()),
         })
     }
 
@@ -84,6 +87,18 @@ impl RouterHandle {
     pub async fn wait_for_room(&self) {
         while (self.is_full)() {
             tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+    }
+
+    /// Waits (at most 200 ms) until the router has processed every queued event. Used
+    /// before disconnecting a link that sent one event per message: rumqttd logs an error
+    /// for every event that arrives for a link it already removed.
+    pub async fn wait_drained(&self) {
+        for _ in 0..200 {
+            if (self.queued)() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 

@@ -176,25 +176,34 @@ async fn a_thousand_connections_dropped_mid_connect() {
         for i in 0..1000 {
             let part = connect[..(i % (connect.len() - 1)) + 1].to_vec();
             tasks.push(tokio::spawn(async move {
-                if let Ok(mut s) = tokio::net::TcpStream::connect(addr).await {
-                    let _ = s.write_all(&part).await;
+                match tokio::net::TcpStream::connect(addr).await {
+                    Ok(mut s) => s.write_all(&part).await.is_ok(),
+                    Err(_) => false,
                 }
             }));
             if i % 50 == 0 {
                 tokio::task::yield_now().await;
             }
         }
+        let mut reached = 0u64;
         for t in tasks {
-            let _ = t.await;
+            reached += u64::from(t.await.unwrap_or(false));
         }
+        reached
     });
     // The witness is served during the storm...
     for _ in 0..10 {
         w.check().await;
     }
-    storm.await.unwrap();
+    let reached = storm.await.unwrap();
+    // (A connection attempt can fail when 1,000 arrive at once and the listen backlog
+    // overflows; every one that reached the broker counts.)
+    assert!(
+        reached >= 900,
+        "{reached} of 1000 connections reached the broker"
+    );
     // ...and after it, once every dropped connection has been dealt with.
-    wait_metric(&h, |m| m.connections_refused >= before + 1000).await;
+    wait_metric(&h, |m| m.connections_refused >= before + reached).await;
     w.check().await;
     let mut fresh = v4(addr, "after-storm").await;
     fresh.subscribe("a/#", QoS::AtMostOnce).await;

@@ -500,3 +500,16 @@ pub async fn next_line(lines: &mut Lines) -> String {
         .expect("read stdout")
         .expect("mosquitto_sub still running")
 }
+
+impl Drop for V4 {
+    /// Dropping a test client drops its connection (abruptly, like a crash).
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for V5 {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

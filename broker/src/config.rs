@@ -43,8 +43,8 @@ pub struct RouterSettings {
 impl Default for RouterSettings {
     fn default() -> Self {
         RouterSettings {
-            max_segment_size: 256 * 1024,
-            max_segment_count: 4,
+            max_segment_size: 64 * 1024,
+            max_segment_count: 3,
             max_outgoing_packet_count: 200,
         }
     }

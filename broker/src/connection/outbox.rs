@@ -1,8 +1,8 @@
-//! Everything a network connection sends, queued as encoded bytes for its writer task.
+//! Everything a network connection sends, queued as encoded bytes.
 //!
-//! The connection's main task drains the router as fast as it can and encodes into the
-//! outbox; a separate writer task writes whatever has accumulated with one syscall. So a
-//! slow reader never stalls the router: once more than `max_queued_bytes` wait, QoS 0
+//! The connection's task drains the router as fast as it can and encodes into the outbox,
+//! then writes whatever has accumulated with one non-blocking syscall; what the socket does
+//! not take waits for it to become writable. So a slow reader never stalls the router: once more than `max_queued_bytes` wait, QoS 0
 //! messages are dropped and counted (`dropped_slow_subscriber`). QoS 1/2 messages are the
 //! edge's own: it allocates packet ids, keeps at most `max_inflight` unacknowledged, queues
 //! up to `max_queued_messages` more, and drops (counted) beyond that.
@@ -11,9 +11,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use rumqttd::protocol::{v4::V4, v5::V5, Packet, Protocol as Codec, Publish, PublishProperties};
-use tokio::sync::Notify;
+use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::metrics::Metrics;
 use crate::types::{Properties, Protocol, QoS};
@@ -69,7 +69,6 @@ struct InflightMsg {
 
 struct Inner {
     buf: BytesMut,
-    closed: bool,
     dropped: u64,
     next_pkid: u16,
     inflight: HashMap<u16, InflightMsg>,
@@ -91,7 +90,6 @@ pub(crate) struct Outbox {
     limits: Limits,
     metrics: Arc<Metrics>,
     inner: Mutex<Inner>,
-    wake: Notify,
 }
 
 impl Outbox {
@@ -105,14 +103,12 @@ impl Outbox {
             metrics,
             inner: Mutex::new(Inner {
                 buf: BytesMut::with_capacity(4096),
-                closed: false,
                 dropped: 0,
                 next_pkid: 1,
                 inflight: HashMap::new(),
                 waiting: VecDeque::new(),
                 last_ack: None,
             }),
-            wake: Notify::new(),
         }
     }
 
@@ -120,14 +116,22 @@ impl Outbox {
         OutboxGuard {
             outbox: self,
             inner: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
-            wrote: false,
         }
     }
 
-    /// Stops accepting data; the writer flushes what is queued and finishes.
-    pub fn close(&self) {
-        self.lock().inner.closed = true;
-        self.wake.notify_one();
+    /// Writes as much of the queue as the socket takes without blocking. Returns true
+    /// when everything queued has been written.
+    pub fn flush(&self, socket: &OwnedWriteHalf) -> std::io::Result<bool> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        while !inner.buf.is_empty() {
+            match socket.try_write(&inner.buf) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => inner.buf.advance(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
     }
 
     /// Messages dropped for this connection so far.
@@ -144,36 +148,19 @@ impl Outbox {
         out.extend(g.inner.waiting.drain(..));
         out
     }
-
-    /// The next bytes to write, or `None` once closed and drained.
-    pub async fn next_chunk(&self) -> Option<BytesMut> {
-        loop {
-            {
-                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                if !inner.buf.is_empty() {
-                    return Some(inner.buf.split());
-                }
-                if inner.closed {
-                    return None;
-                }
-            }
-            self.wake.notified().await;
-        }
-    }
 }
 
-/// Exclusive access to the outbox; wakes the writer when dropped if anything was written.
+/// Exclusive access to the outbox. Only the connection's own task writes to it, and it
+/// flushes after each piece of work.
 pub(crate) struct OutboxGuard<'a> {
     outbox: &'a Outbox,
     inner: MutexGuard<'a, Inner>,
-    wrote: bool,
 }
 
 impl OutboxGuard<'_> {
     /// Appends a control packet (ack, SUBACK, ...); never dropped.
     pub fn control(&mut self, encode: impl FnOnce(&mut BytesMut)) {
         encode(&mut self.inner.buf);
-        self.wrote = true;
     }
 
     /// Appends a QoS 0 PUBLISH forwarded by the router, encoded by rumqttd's codec without
@@ -202,7 +189,6 @@ impl OutboxGuard<'_> {
             self.count_drop();
             return false;
         }
-        self.wrote = true;
         Metrics::inc(&self.outbox.metrics.publishes_sent);
         true
     }
@@ -318,7 +304,6 @@ impl OutboxGuard<'_> {
             self.count_drop();
             return false;
         }
-        self.wrote = true;
         Metrics::inc(&self.outbox.metrics.publishes_sent);
         true
     }
@@ -344,14 +329,6 @@ impl OutboxGuard<'_> {
                 queued_messages = self.inner.waiting.len(),
                 "subscriber is not keeping up; dropping messages"
             );
-        }
-    }
-}
-
-impl Drop for OutboxGuard<'_> {
-    fn drop(&mut self) {
-        if self.wrote {
-            self.outbox.wake.notify_one();
         }
     }
 }

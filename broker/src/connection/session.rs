@@ -1,5 +1,5 @@
-//! A connected network client: one task that reads the socket, drains the router, watches
-//! keep-alive, takeover and shutdown, plus a writer task fed by the outbox.
+//! A connected network client: one task that reads the socket, drains the router, writes
+//! the outbox, and watches keep-alive, takeover and shutdown.
 //!
 //! Keep-alive counts *incoming* packets only (rumqttd re-arms its timer on outgoing
 //! traffic, so a hung client that keeps receiving is never timed out): with keep-alive k,
@@ -135,7 +135,6 @@ async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, 
         .control(|b| encode::connack(proto, session_present, reason::SUCCESS, &props, b));
 
     let (mut reader, writer) = stream.into_split();
-    let mut writer_task = tokio::spawn(write_loop(outbox.clone(), writer));
     let mut rx = adm.link.rx;
     let mut claim = adm.claim;
     let mut kill = claim.take_kill();
@@ -172,9 +171,12 @@ async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, 
     let ka_sleep = tokio::time::sleep(keep_alive.unwrap_or(far));
     let mut ka_sleep = std::pin::pin!(ka_sleep);
     let mut shutdown = st.shutdown.clone();
-    let mut writer_done = false;
 
     let close = loop {
+        let pending_write = match outbox.flush(&writer) {
+            Ok(done) => !done,
+            Err(e) => break Close::Io(e.to_string()),
+        };
         tokio::select! {
             _ = &mut kill => break Close::TakenOver,
             _ = shutdown.changed() => break Close::Shutdown,
@@ -207,17 +209,14 @@ async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, 
                 }
                 ka_sleep.as_mut().reset(last_in + limit);
             },
-            result = &mut writer_task => {
-                writer_done = true;
-                match result {
-                    Ok(Ok(())) => break Close::Eof,
-                    Ok(Err(e)) => break Close::Io(e.to_string()),
-                    Err(e) => break Close::Io(e.to_string()),
+            writable = writer.writable(), if pending_write => {
+                if let Err(e) = writable {
+                    break Close::Io(e.to_string());
                 }
             },
         }
     };
-    conn.finish(close, writer_task, writer_done).await;
+    conn.finish(close, writer).await;
     st.sessions.release(&claim);
     drop(claim);
 }
@@ -243,12 +242,7 @@ impl Conn {
         }
     }
 
-    async fn finish(
-        mut self,
-        close: Close,
-        writer_task: tokio::task::JoinHandle<std::io::Result<()>>,
-        writer_done: bool,
-    ) {
+    async fn finish(mut self, close: Close, mut writer: OwnedWriteHalf) {
         let level_info = matches!(
             close,
             Close::Clean | Close::Eof | Close::TakenOver | Close::Shutdown
@@ -299,16 +293,21 @@ impl Conn {
         if dropped > 0 {
             tracing::info!(dropped, "messages dropped for this slow subscriber");
         }
-        self.outbox.close();
-        if !writer_done {
-            let mut writer_task = writer_task;
-            if tokio::time::timeout(Duration::from_secs(2), &mut writer_task)
-                .await
-                .is_err()
-            {
-                writer_task.abort();
+        // Flush what is queued (a DISCONNECT reason, the last acks) for at most 2 s.
+        let flushed = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                match self.outbox.flush(&writer) {
+                    Ok(false) => {
+                        if writer.writable().await.is_err() {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
             }
-        }
+        });
+        let _ = flushed.await;
+        let _ = writer.shutdown().await;
         Metrics::dec(&self.st.metrics.clients_connected);
     }
 }
@@ -340,11 +339,4 @@ async fn send_will(st: &BrokerState, client_id: &str, will: Message) {
     if let Err(e) = st.publish_internal(will).await {
         tracing::warn!(client_id, error = %e, "cannot publish will");
     }
-}
-
-async fn write_loop(outbox: Arc<Outbox>, mut writer: OwnedWriteHalf) -> std::io::Result<()> {
-    while let Some(chunk) = outbox.next_chunk().await {
-        writer.write_all(&chunk).await?;
-    }
-    writer.shutdown().await
 }

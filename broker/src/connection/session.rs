@@ -295,14 +295,9 @@ impl Conn {
         }
         // Flush what is queued (a DISCONNECT reason, the last acks) for at most 2 s.
         let flushed = tokio::time::timeout(Duration::from_secs(2), async {
-            loop {
-                match self.outbox.flush(&writer) {
-                    Ok(false) => {
-                        if writer.writable().await.is_err() {
-                            break;
-                        }
-                    }
-                    _ => break,
+            while let Ok(false) = self.outbox.flush(&writer) {
+                if writer.writable().await.is_err() {
+                    break;
                 }
             }
         });

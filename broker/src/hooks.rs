@@ -52,6 +52,22 @@ pub trait Hooks: Send + Sync + 'static {
     fn authorize_subscribe(&self, _client: &ClientInfo, _filter: &str) -> bool {
         true
     }
+
+    /// Called for every message about to be delivered to a client (network or
+    /// in-process). Returning false skips this delivery only: a `#` subscriber can be kept
+    /// from reading topics private to other clients, the way mosquitto applies read ACLs
+    /// per message.
+    fn authorize_delivery(&self, _client: &ClientInfo, _topic: &str) -> bool {
+        true
+    }
+
+    /// For a publish to `topic`, the name of a user property in which the edge records
+    /// the publisher's client id. Any property of that name the publisher sent is removed
+    /// first, so a receiver can trust it (a v3.1.1 publisher gets one too; v3.1.1
+    /// subscribers never see properties).
+    fn identity_property(&self, _topic: &str) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Allows everything: the broker's default policy (the kernel installs its own).

@@ -141,6 +141,7 @@ pub(crate) async fn connect(
     let drain = Drain {
         st: st.clone(),
         client_id: client_id.to_string(),
+        info: info.clone(),
         tx: tx.clone(),
         messages: msg_tx,
         queued: queued.clone(),
@@ -177,7 +178,7 @@ impl LocalClient {
 
     /// Publishes a message (retain and MQTT 5 properties included). Returns once the router
     /// has it.
-    pub async fn publish(&self, message: Message) -> Result<(), BrokerError> {
+    pub async fn publish(&self, mut message: Message) -> Result<(), BrokerError> {
         validate_topic(&message.topic).map_err(|e| invalid("topic", e))?;
         let st = &self.shared.st;
         Metrics::inc(&st.metrics.publishes_received);
@@ -192,6 +193,7 @@ impl LocalClient {
                 message.topic
             )));
         }
+        st.stamp_message(&self.shared.info.client_id, &mut message);
         let mut tx = self.shared.tx.lock().await;
         st.submit(&mut tx, vec![routed_item(message)], false)
             .await
@@ -315,6 +317,7 @@ struct Pending {
 struct Drain {
     st: Arc<BrokerState>,
     client_id: String,
+    info: ClientInfo,
     tx: Arc<Mutex<LinkTx>>,
     messages: mpsc::UnboundedSender<Message>,
     queued: Arc<AtomicUsize>,
@@ -486,6 +489,9 @@ impl Drain {
     }
 
     fn push(&mut self, message: Message) {
+        if !self.st.hooks.authorize_delivery(&self.info, &message.topic) {
+            return;
+        }
         if self.queued.load(Ordering::Relaxed) >= self.st.config.local_queue_limit {
             Metrics::inc(&self.st.metrics.dropped_slow_subscriber);
             return;

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use rumqttd::local::LinkTx;
-use rumqttd::protocol::{Packet, Publish};
+use rumqttd::protocol::{Packet, Publish, PublishProperties};
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
@@ -129,6 +129,26 @@ impl BrokerState {
         let item = routed_item(message);
         let mut tx = self.internal.lock().await;
         self.submit(&mut tx, vec![item], false).await.map(|_| ())
+    }
+
+    /// Records the publisher's client id in the property named by the identity hook.
+    pub fn stamp(&self, client_id: &str, topic: &str, props: &mut Option<PublishProperties>) {
+        if let Some(name) = self.hooks.identity_property(topic) {
+            let p = props.get_or_insert_with(PublishProperties::default);
+            p.user_properties.retain(|(k, _)| k != name);
+            p.user_properties
+                .push((name.to_string(), client_id.to_string()));
+        }
+    }
+
+    /// `stamp` for a message built in process.
+    pub fn stamp_message(&self, client_id: &str, message: &mut Message) {
+        if let Some(name) = self.hooks.identity_property(&message.topic) {
+            message
+                .properties
+                .get_or_insert_with(Default::default)
+                .set_user_property(name, client_id);
+        }
     }
 
     /// Number of retained messages stored.

@@ -69,6 +69,13 @@ impl Properties {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Replaces every user property named `key` with one holding `value`.
+    pub fn set_user_property(&mut self, key: &str, value: &str) {
+        self.user_properties.retain(|(k, _)| k != key);
+        self.user_properties
+            .push((key.to_string(), value.to_string()));
+    }
+
     pub(crate) fn from_publish(p: PublishProperties) -> Properties {
         Properties {
             payload_format_indicator: p.payload_format_indicator,

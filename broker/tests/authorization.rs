@@ -172,3 +172,130 @@ async fn refused_qos2_publish_completes_its_handshake() {
     assert_eq!(raw.read_packet().await.expect("PINGRESP").0, 0xd0);
     broker.shutdown().await;
 }
+
+/// Stamps the publisher on `hc/...` and keeps `private/<id>/...` to client `<id>`.
+struct Stamp;
+
+impl Hooks for Stamp {
+    fn identity_property(&self, topic: &str) -> Option<&'static str> {
+        topic.starts_with("hc/").then_some("hc-client")
+    }
+
+    fn authorize_delivery(&self, c: &ClientInfo, topic: &str) -> bool {
+        match topic.strip_prefix("private/") {
+            Some(rest) => rest.split('/').next() == Some(c.client_id.as_str()),
+            None => true,
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_edge_stamps_the_publisher_and_strips_forgeries() {
+    let broker = start_with(test_config(), Some(Arc::new(Stamp))).await;
+    let addr = addr(&broker);
+    let mut watcher = v5(addr, "watcher").await;
+    watcher.subscribe("hc/#", Q5::AtMostOnce).await;
+    let forger = v5(addr, "mallory").await;
+    let props = rumqttc::v5::mqttbytes::v5::PublishProperties {
+        user_properties: vec![
+            ("hc-client".into(), "victim".into()),
+            ("other".into(), "kept".into()),
+        ],
+        ..Default::default()
+    };
+    forger
+        .client
+        .publish_with_properties("hc/x", Q5::AtMostOnce, false, "a", props)
+        .await
+        .unwrap();
+    let p = watcher.next_publish().await.unwrap();
+    let users = p.properties.unwrap().user_properties;
+    assert!(users.contains(&("hc-client".to_string(), "mallory".to_string())));
+    assert!(users.contains(&("other".to_string(), "kept".to_string())));
+    assert_eq!(users.iter().filter(|(k, _)| k == "hc-client").count(), 1);
+
+    let old = v4(addr, "old-device").await;
+    old.client
+        .publish("hc/y", QoS::AtMostOnce, false, "b")
+        .await
+        .unwrap();
+    let p = watcher.next_publish().await.unwrap();
+    assert_eq!(
+        p.properties.unwrap().user_properties,
+        vec![("hc-client".to_string(), "old-device".to_string())]
+    );
+    let (local, _rx) = broker
+        .local_client("inproc", Default::default())
+        .await
+        .unwrap();
+    local
+        .publish(hcore_broker::Message::new("hc/z", "c"))
+        .await
+        .unwrap();
+    let p = watcher.next_publish().await.unwrap();
+    assert_eq!(
+        p.properties.unwrap().user_properties,
+        vec![("hc-client".to_string(), "inproc".to_string())]
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_delivery_hook_keeps_private_topics_from_wildcard_subscribers() {
+    let broker = start_with(test_config(), Some(Arc::new(Stamp))).await;
+    let addr = addr(&broker);
+    let p = v4(addr, "p").await;
+    p.client
+        .publish(
+            "private/alice/box",
+            QoS::AtLeastOnce,
+            true,
+            "retained secret",
+        )
+        .await
+        .unwrap();
+    let mut snoop = v4(addr, "snoop").await;
+    snoop.subscribe("#", QoS::AtMostOnce).await;
+    let mut alice = v4(addr, "alice").await;
+    alice.subscribe("private/alice/#", QoS::AtMostOnce).await;
+    assert_eq!(
+        alice.next_publish().await.unwrap().payload,
+        "retained secret".as_bytes()
+    );
+    let (local_snoop, mut lrx) = broker
+        .local_client("local-snoop", Default::default())
+        .await
+        .unwrap();
+    local_snoop
+        .subscribe("private/#", hcore_broker::QoS::AtMostOnce)
+        .await
+        .unwrap();
+
+    p.client
+        .publish("private/alice/box", QoS::AtLeastOnce, false, "live secret")
+        .await
+        .unwrap();
+    p.client
+        .publish("public/news", QoS::AtLeastOnce, false, "news")
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.next_publish().await.unwrap().payload,
+        "live secret".as_bytes()
+    );
+    let first = snoop.next_publish().await.unwrap();
+    assert_eq!(
+        first.topic, "public/news",
+        "neither the retained nor the live secret"
+    );
+    p.client
+        .publish("private/local-snoop/x", QoS::AtLeastOnce, false, "mine")
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(WAIT, lrx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.topic, "private/local-snoop/x");
+    broker.shutdown().await;
+}

@@ -52,6 +52,9 @@ impl Conn {
             for n in batch {
                 match n {
                     Notification::Forward(f) => {
+                        if !self.may_deliver(&f.publish.topic) {
+                            continue;
+                        }
                         let seen = self
                             .filters
                             .observe(&f.publish.topic, f.cursor.map(|c| c.1));
@@ -91,6 +94,11 @@ impl Conn {
             return Err(Close::RouterGone);
         }
         result
+    }
+
+    /// The delivery hook's verdict for this client and topic.
+    pub(super) fn may_deliver(&self, topic: &[u8]) -> bool {
+        std::str::from_utf8(topic).is_ok_and(|t| self.st.hooks.authorize_delivery(&self.info, t))
     }
 
     fn on_router_packet(

@@ -328,7 +328,8 @@ pub(crate) async fn publish_will(
     st.sessions.schedule_will(client_id, task.abort_handle());
 }
 
-async fn send_will(st: &BrokerState, client_id: &str, will: Message) {
+async fn send_will(st: &BrokerState, client_id: &str, mut will: Message) {
+    st.stamp_message(client_id, &mut will);
     tracing::info!(client_id, topic = %will.topic, "publishing will");
     Metrics::inc(&st.metrics.wills_published);
     if let Err(e) = st.publish_internal(will).await {

@@ -234,6 +234,9 @@ impl Conn {
         out.control(|b| encode::suback(proto, pkid, &pending.codes, b));
         for slot in pending.done {
             for r in slot.retained {
+                if !self.may_deliver(r.message.topic.as_bytes()) {
+                    continue;
+                }
                 let qos = r.message.qos.min(slot.granted);
                 out.deliver(EdgeMsg {
                     topic: r.message.topic.into(),

@@ -61,6 +61,18 @@ pub trait Hooks: Send + Sync + 'static {
         true
     }
 
+    /// Told about every delivery the delivery hook allowed: which client got which
+    /// message. The kernel uses it to know which replica of a service took a call.
+    /// Called on the delivering connection's task: keep it cheap.
+    fn observe_delivery(
+        &self,
+        _client: &ClientInfo,
+        _topic: &str,
+        _payload: &[u8],
+        _correlation: Option<&[u8]>,
+    ) {
+    }
+
     /// For a publish to `topic`, the name of a user property in which the edge records
     /// the publisher's client id. Any property of that name the publisher sent is removed
     /// first, so a receiver can trust it (a v3.1.1 publisher gets one too; v3.1.1

@@ -492,6 +492,13 @@ impl Drain {
         if !self.st.hooks.authorize_delivery(&self.info, &message.topic) {
             return;
         }
+        let correlation = message
+            .properties
+            .as_ref()
+            .and_then(|p| p.correlation_data.as_deref());
+        self.st
+            .hooks
+            .observe_delivery(&self.info, &message.topic, &message.payload, correlation);
         if self.queued.load(Ordering::Relaxed) >= self.st.config.local_queue_limit {
             Metrics::inc(&self.st.metrics.dropped_slow_subscriber);
             return;

@@ -55,6 +55,7 @@ impl Conn {
                         if !self.may_deliver(&f.publish.topic) {
                             continue;
                         }
+                        self.observe(&f.publish.topic, &f.publish.payload, f.properties.as_ref());
                         let seen = self
                             .filters
                             .observe(&f.publish.topic, f.cursor.map(|c| c.1));
@@ -99,6 +100,21 @@ impl Conn {
     /// The delivery hook's verdict for this client and topic.
     pub(super) fn may_deliver(&self, topic: &[u8]) -> bool {
         std::str::from_utf8(topic).is_ok_and(|t| self.st.hooks.authorize_delivery(&self.info, t))
+    }
+
+    /// Tells the hooks about a delivery.
+    fn observe(
+        &self,
+        topic: &[u8],
+        payload: &[u8],
+        properties: Option<&rumqttd::protocol::PublishProperties>,
+    ) {
+        if let Ok(topic) = std::str::from_utf8(topic) {
+            let correlation = properties.and_then(|p| p.correlation_data.as_deref());
+            self.st
+                .hooks
+                .observe_delivery(&self.info, topic, payload, correlation);
+        }
     }
 
     fn on_router_packet(

@@ -1,0 +1,45 @@
+//! The hcore plugin SDK.
+//!
+//! One API whether a plugin runs on another machine (TCP, MQTT 5, reconnecting) or inside
+//! the kernel's process (no TCP): connect with an id, publish events, subscribe, provide
+//! methods, call methods, use state and storage, shut down. Everything goes over MQTT as
+//! described in `docs/PROTOCOL.md`, so a plugin written in any other language with an MQTT
+//! library interoperates with plugins written with this SDK.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), hcore_client::ClientError> {
+//! use hcore_client::{Client, ClientOptions};
+//! use serde_json::json;
+//!
+//! let client = Client::connect("mqtt://127.0.0.1:1883", ClientOptions::new("greeter")).await?;
+//! client
+//!     .provide("greeter.hello", |call| async move {
+//!         Ok(json!({ "greeting": format!("hello, {}", call.caller) }))
+//!     })
+//!     .await?;
+//! let answer = client.call("greeter.hello", json!({})).await?;
+//! client.state().set("greeter/last", answer).await?;
+//! client.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod error;
+mod events;
+mod plugin;
+pub mod protocol;
+mod rpc;
+mod state;
+mod storage;
+pub mod transport;
+
+pub use async_trait::async_trait;
+pub use client::{Client, ClientOptions};
+pub use error::ClientError;
+pub use events::{IncomingEvent, Subscription};
+pub use plugin::{run_remote, Plugin, PluginError};
+pub use protocol::{ErrorCode, Manifest, RpcError};
+pub use rpc::{Call, CallOptions};
+pub use state::{SetResult, State, StateItem};
+pub use storage::{CasResult, Item, Page, Storage};
+pub use transport::Message;

@@ -1,0 +1,101 @@
+//! The in-process transport: a local client of the embedded broker. Same messages, same
+//! rules, no TCP. The will (`offline` status) is published by the broker if the client is
+//! dropped without `disconnect`.
+
+use bytes::Bytes;
+use hcore_broker::{
+    BrokerHandle, LocalClient, LocalOptions, Message as BrokerMessage, Properties, QoS,
+};
+use tokio::sync::mpsc;
+
+use super::{next_session, Event, Liveness, Message, Outgoing};
+use crate::error::ClientError;
+use crate::protocol::PluginStatus;
+
+pub(super) struct LocalLink {
+    client: LocalClient,
+}
+
+impl LocalLink {
+    pub async fn connect(
+        broker: &BrokerHandle,
+        id: &str,
+        liveness: Option<Liveness>,
+    ) -> Result<(LocalLink, mpsc::UnboundedReceiver<Event>), ClientError> {
+        let session = next_session(0);
+        let will = liveness.map(|l| {
+            BrokerMessage::new(l.status_topic, PluginStatus::offline(session).to_bytes())
+                .retained(true)
+                .with_qos(QoS::AtLeastOnce)
+        });
+        let options = LocalOptions {
+            will,
+            username: None,
+        };
+        let (client, mut receiver) = broker
+            .local_client(id, options)
+            .await
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(Event::Connected { session });
+        tokio::spawn(async move {
+            while let Some(m) = receiver.recv().await {
+                if tx.send(Event::Message(message(m))).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok((LocalLink { client }, rx))
+    }
+
+    pub async fn publish(&self, out: Outgoing) -> Result<(), ClientError> {
+        let mut m = BrokerMessage::new(out.topic, out.payload)
+            .retained(out.retain)
+            .with_qos(QoS::from_u8(out.qos).unwrap_or(QoS::AtLeastOnce));
+        if let Some(c) = out.correlation {
+            m = m.with_properties(Properties {
+                correlation_data: Some(c),
+                ..Default::default()
+            });
+        }
+        self.client.publish(m).await.map_err(broker_error)
+    }
+
+    pub async fn subscribe(&self, filter: &str) -> Result<(), ClientError> {
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .map(|_| ())
+            .map_err(broker_error)
+    }
+
+    pub async fn unsubscribe(&self, filter: &str) -> Result<(), ClientError> {
+        self.client.unsubscribe(filter).await.map_err(broker_error)
+    }
+
+    pub async fn disconnect(&self) -> Result<(), ClientError> {
+        self.client.disconnect().await.map_err(broker_error)
+    }
+}
+
+fn broker_error(e: hcore_broker::BrokerError) -> ClientError {
+    match e {
+        hcore_broker::BrokerError::Closed => ClientError::Closed,
+        other => ClientError::Transport(other.to_string()),
+    }
+}
+
+fn message(m: BrokerMessage) -> Message {
+    let (response_topic, correlation, user_properties) = match m.properties {
+        Some(p) => (p.response_topic, p.correlation_data, p.user_properties),
+        None => (None, None, Vec::new()),
+    };
+    Message {
+        topic: m.topic,
+        payload: m.payload,
+        retain: m.retain,
+        response_topic,
+        correlation: correlation.map(Bytes::from),
+        user_properties,
+    }
+}

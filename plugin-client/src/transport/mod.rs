@@ -1,0 +1,139 @@
+//! How a client reaches the broker: over TCP (rumqttc, MQTT 5) or in-process (the embedded
+//! broker's local clients). Both deliver the same `Event`s and accept the same `Outgoing`
+//! messages, so everything above this module is transport-agnostic. Public as a low-level
+//! API for the kernel, which speaks the protocol itself.
+
+#[cfg(feature = "in-process")]
+mod local;
+mod tcp;
+
+pub use tcp::TcpOptions;
+
+use bytes::Bytes;
+
+use crate::error::ClientError;
+
+/// A message received from the broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub topic: String,
+    pub payload: Bytes,
+    pub retain: bool,
+    /// MQTT 5 Response Topic.
+    pub response_topic: Option<String>,
+    /// MQTT 5 Correlation Data.
+    pub correlation: Option<Bytes>,
+    pub user_properties: Vec<(String, String)>,
+}
+
+impl Message {
+    /// The first user property named `key`.
+    pub fn user_property(&self, key: &str) -> Option<&str> {
+        self.user_properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A message to publish.
+#[derive(Debug, Clone, Default)]
+pub struct Outgoing {
+    pub topic: String,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+    pub correlation: Option<Bytes>,
+}
+
+/// What the transport reports to the client.
+#[derive(Debug)]
+pub enum Event {
+    /// Connected (again): subscriptions must be renewed and the plugin re-announced.
+    /// `session` is the number used in this connection's will.
+    Connected {
+        session: u64,
+    },
+    Message(Message),
+}
+
+/// What a connection needs to know about the plugin's liveness topics.
+#[derive(Debug, Clone)]
+pub struct Liveness {
+    /// Retained status topic; the will publishes `offline` there.
+    pub status_topic: String,
+}
+
+/// The events of one connection, in order.
+pub type Events = tokio::sync::mpsc::UnboundedReceiver<Event>;
+
+/// A connection to the broker.
+pub struct Link(LinkKind);
+
+enum LinkKind {
+    Tcp(tcp::TcpLink),
+    #[cfg(feature = "in-process")]
+    Local(local::LocalLink),
+}
+
+impl Link {
+    /// Connects over TCP; fails if the first connection fails, reconnects afterwards.
+    pub async fn connect_tcp(
+        id: &str,
+        options: &TcpOptions,
+        liveness: Option<Liveness>,
+    ) -> Result<(Link, Events), ClientError> {
+        let (link, events) = tcp::TcpLink::connect(id, options, liveness).await?;
+        Ok((Link(LinkKind::Tcp(link)), events))
+    }
+
+    /// Connects to the embedded broker in-process.
+    #[cfg(feature = "in-process")]
+    pub async fn connect_in_process(
+        broker: &hcore_broker::BrokerHandle,
+        id: &str,
+        liveness: Option<Liveness>,
+    ) -> Result<(Link, Events), ClientError> {
+        let (link, events) = local::LocalLink::connect(broker, id, liveness).await?;
+        Ok((Link(LinkKind::Local(link)), events))
+    }
+
+    pub async fn publish(&self, out: Outgoing) -> Result<(), ClientError> {
+        match &self.0 {
+            LinkKind::Tcp(l) => l.publish(out).await,
+            #[cfg(feature = "in-process")]
+            LinkKind::Local(l) => l.publish(out).await,
+        }
+    }
+
+    pub async fn subscribe(&self, filter: &str) -> Result<(), ClientError> {
+        match &self.0 {
+            LinkKind::Tcp(l) => l.subscribe(filter).await,
+            #[cfg(feature = "in-process")]
+            LinkKind::Local(l) => l.subscribe(filter).await,
+        }
+    }
+
+    pub async fn unsubscribe(&self, filter: &str) -> Result<(), ClientError> {
+        match &self.0 {
+            LinkKind::Tcp(l) => l.unsubscribe(filter).await,
+            #[cfg(feature = "in-process")]
+            LinkKind::Local(l) => l.unsubscribe(filter).await,
+        }
+    }
+
+    /// Disconnects cleanly (the will is discarded).
+    pub async fn disconnect(&self) -> Result<(), ClientError> {
+        match &self.0 {
+            LinkKind::Tcp(l) => l.disconnect().await,
+            #[cfg(feature = "in-process")]
+            LinkKind::Local(l) => l.disconnect().await,
+        }
+    }
+}
+
+/// A session number larger than any earlier one from this process (and, with a working
+/// clock, from earlier runs): milliseconds since the epoch, bumped if the clock stalls.
+pub fn next_session(previous: u64) -> u64 {
+    crate::protocol::now_ms().max(previous + 1)
+}

@@ -1,0 +1,234 @@
+//! The TCP transport: rumqttc's MQTT 5 client with TCP_NODELAY, polled by its own task,
+//! reconnecting with a capped exponential backoff. Every (re)connect gets a new session
+//! number and a matching `offline` will, and is reported as `Event::Connected` so the
+//! client re-subscribes, re-provides and re-announces (the broker starts a clean session).
+
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event as RumqttEvent, EventLoop, MqttOptions};
+use tokio::sync::mpsc;
+
+use super::{next_session, Event, Liveness, Message, Outgoing};
+use crate::error::ClientError;
+use crate::protocol::PluginStatus;
+
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct TcpOptions {
+    pub host: String,
+    pub port: u16,
+    pub keep_alive: Duration,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl TcpOptions {
+    /// Parses `mqtt://host:port` (or `host:port`, or `host`; default port 1883).
+    pub fn from_url(url: &str) -> Result<TcpOptions, ClientError> {
+        let rest = url.strip_prefix("mqtt://").unwrap_or(url);
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| ClientError::Connect(format!("bad port in broker URL {url:?}")))?,
+            ),
+            None => (rest, 1883),
+        };
+        if host.is_empty() {
+            return Err(ClientError::Connect(format!(
+                "no host in broker URL {url:?}"
+            )));
+        }
+        Ok(TcpOptions {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+            keep_alive: Duration::from_secs(30),
+            username: None,
+            password: None,
+        })
+    }
+}
+
+pub(super) struct TcpLink {
+    client: AsyncClient,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpLink {
+    /// Connects and waits for the first CONNACK (a refusal or an unreachable broker is an
+    /// error here; later disconnections are retried forever).
+    pub async fn connect(
+        id: &str,
+        opts: &TcpOptions,
+        liveness: Option<Liveness>,
+    ) -> Result<(TcpLink, mpsc::UnboundedReceiver<Event>), ClientError> {
+        let mut mqtt = MqttOptions::new(id, opts.host.clone(), opts.port);
+        mqtt.set_keep_alive(opts.keep_alive.max(Duration::from_secs(5)));
+        mqtt.set_clean_start(true);
+        mqtt.set_max_packet_size(Some(16 * 1024 * 1024));
+        if let (Some(u), Some(p)) = (&opts.username, &opts.password) {
+            mqtt.set_credentials(u.clone(), p.clone());
+        } else if let Some(u) = &opts.username {
+            mqtt.set_credentials(u.clone(), String::new());
+        }
+        let mut net = mqtt.network_options();
+        net.set_tcp_nodelay(true);
+        net.set_connection_timeout(5);
+        mqtt.set_network_options(net);
+        let (client, mut eventloop) = AsyncClient::new(mqtt, 1024);
+        let mut session = next_session(0);
+        set_will(&mut eventloop, liveness.as_ref(), session);
+        // First connection: report failure to the caller.
+        loop {
+            match eventloop.poll().await {
+                Ok(RumqttEvent::Incoming(Packet::ConnAck(_))) => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    return Err(ClientError::Connect(format!(
+                        "cannot connect to mqtt://{}:{}: {e}",
+                        opts.host, opts.port
+                    )))
+                }
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(Event::Connected { session });
+        let task = tokio::spawn(async move {
+            let mut backoff = BACKOFF_FIRST;
+            loop {
+                match eventloop.poll().await {
+                    Ok(RumqttEvent::Incoming(Packet::Publish(p))) => {
+                        if tx.send(Event::Message(message(p))).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(RumqttEvent::Incoming(Packet::ConnAck(_))) => {
+                        backoff = BACKOFF_FIRST;
+                        if tx.send(Event::Connected { session }).is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        if tx.is_closed() {
+                            break;
+                        }
+                        tracing::warn!(error = %e, retry_in = ?backoff, "broker connection lost; reconnecting");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        session = next_session(session);
+                        set_will(&mut eventloop, liveness.as_ref(), session);
+                    }
+                }
+            }
+        });
+        Ok((TcpLink { client, task }, rx))
+    }
+
+    pub async fn publish(&self, out: Outgoing) -> Result<(), ClientError> {
+        let qos = qos(out.qos);
+        let result = match out.correlation {
+            Some(c) => {
+                let props = PublishProperties {
+                    correlation_data: Some(c),
+                    ..Default::default()
+                };
+                self.client
+                    .publish_with_properties(out.topic, qos, out.retain, out.payload, props)
+                    .await
+            }
+            None => {
+                self.client
+                    .publish(out.topic, qos, out.retain, out.payload)
+                    .await
+            }
+        };
+        result.map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
+    pub async fn subscribe(&self, filter: &str) -> Result<(), ClientError> {
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
+    pub async fn unsubscribe(&self, filter: &str) -> Result<(), ClientError> {
+        self.client
+            .unsubscribe(filter)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
+    pub async fn disconnect(&self) -> Result<(), ClientError> {
+        let result = self
+            .client
+            .disconnect()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()));
+        // Let the event loop send the DISCONNECT, then stop it.
+        for _ in 0..50 {
+            if self.task.is_finished() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.task.abort();
+        result
+    }
+}
+
+impl Drop for TcpLink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn set_will(eventloop: &mut EventLoop, liveness: Option<&Liveness>, session: u64) {
+    if let Some(l) = liveness {
+        let payload = PluginStatus::offline(session).to_bytes();
+        eventloop.options.set_last_will(LastWill::new(
+            l.status_topic.clone(),
+            payload,
+            QoS::AtLeastOnce,
+            true,
+            None,
+        ));
+    }
+}
+
+fn qos(q: u8) -> QoS {
+    match q {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+fn message(p: rumqttc::v5::mqttbytes::v5::Publish) -> Message {
+    let (response_topic, correlation, user_properties) = match p.properties {
+        Some(props) => (
+            props.response_topic,
+            props.correlation_data,
+            props.user_properties,
+        ),
+        None => (None, None, Vec::new()),
+    };
+    Message {
+        topic: String::from_utf8_lossy(&p.topic).into_owned(),
+        payload: p.payload,
+        retain: p.retain,
+        response_topic,
+        correlation,
+        user_properties,
+    }
+}

@@ -2,7 +2,6 @@
 //! rules, no TCP. The will (`offline` status) is published by the broker if the client is
 //! dropped without `disconnect`.
 
-use bytes::Bytes;
 use hcore_broker::{
     BrokerHandle, LocalClient, LocalOptions, Message as BrokerMessage, Properties, QoS,
 };
@@ -95,7 +94,7 @@ fn message(m: BrokerMessage) -> Message {
         payload: m.payload,
         retain: m.retain,
         response_topic,
-        correlation: correlation.map(Bytes::from),
+        correlation,
         user_properties,
     }
 }

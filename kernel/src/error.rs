@@ -1,0 +1,16 @@
+//! The kernel crate's error type.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// The database could not be opened or written (path, permissions, corruption).
+    #[error("storage at {path}: {message}")]
+    Storage { path: PathBuf, message: String },
+    /// The kernel could not connect to the broker.
+    #[error("cannot connect to the broker: {0}")]
+    Connect(String),
+    /// A configuration value is invalid.
+    #[error("invalid kernel config: {0}")]
+    Config(String),
+}

@@ -132,3 +132,138 @@ pub async fn eventually(mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use tokio::sync::mpsc;
+
+/// A raw MQTT 5 client (rumqttc, no SDK) with its incoming publishes on a channel.
+pub struct Raw {
+    pub client: AsyncClient,
+    pub rx: mpsc::UnboundedReceiver<rumqttc::v5::mqttbytes::v5::Publish>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn raw(addr: SocketAddr, id: &str, will: Option<(String, Vec<u8>)>) -> Raw {
+    let mut o = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    o.set_keep_alive(Duration::from_secs(30));
+    if let Some((topic, payload)) = will {
+        o.set_last_will(LastWill::new(topic, payload, QoS::AtLeastOnce, true, None));
+    }
+    let (client, mut eventloop) = AsyncClient::new(o, 100);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        let mut ready = Some(ready_tx);
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    if let Some(r) = ready.take() {
+                        let _ = r.send(());
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let _ = tx.send(p);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    tokio::time::timeout(WAIT, ready_rx).await.unwrap().unwrap();
+    Raw { client, rx, task }
+}
+
+impl Raw {
+    pub async fn next(&mut self) -> rumqttc::v5::mqttbytes::v5::Publish {
+        tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("a publish in time")
+            .unwrap()
+    }
+
+    pub async fn publish(&self, topic: &str, payload: impl Into<bytes::Bytes>, retain: bool) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload.into())
+            .await
+            .unwrap();
+    }
+
+    pub async fn publish_props(
+        &self,
+        topic: &str,
+        payload: impl Into<bytes::Bytes>,
+        props: PublishProperties,
+    ) {
+        self.client
+            .publish_with_properties(topic, QoS::AtLeastOnce, false, payload.into(), props)
+            .await
+            .unwrap();
+    }
+
+    pub async fn subscribe(&self, filter: &str) {
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .await
+            .unwrap();
+        // Give the SUBSCRIBE a moment to reach the broker before publishing.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A provider written without the SDK: announces `methods` in its manifest and status
+/// (with an `offline` will), subscribes to their shared subscriptions, never answers.
+pub async fn raw_provider(h: &Harness, id: &str, methods: &[&str]) -> Raw {
+    let status = format!("hc/plugin/{id}/status");
+    let will = (
+        status.clone(),
+        br#"{"state":"offline","session":1}"#.to_vec(),
+    );
+    let p = raw(h.addr, id, Some(will)).await;
+    for m in methods {
+        let (service, method) = m.split_once('.').unwrap();
+        p.subscribe(&format!("$share/{m}/hc/call/+/{service}/{method}"))
+            .await;
+    }
+    let manifest = serde_json::json!({ "version": "1.0.0", "services": methods });
+    p.publish(
+        &format!("hc/plugin/{id}/manifest"),
+        manifest.to_string(),
+        true,
+    )
+    .await;
+    p.publish(&status, r#"{"state":"online","session":1}"#, true)
+        .await;
+    p
+}
+
+/// Waits until the kernel's registry lists `provider` for `method`.
+pub async fn wait_registered(client: &Client, method: &str, provider: &str) {
+    let (service, name) = method.split_once('.').unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let list = client
+            .call("registry.list", serde_json::json!({}))
+            .await
+            .unwrap();
+        let providers = &list["services"][service][name];
+        if providers
+            .as_array()
+            .is_some_and(|a| a.iter().any(|p| p == provider))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{method} never registered: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -149,12 +149,11 @@ impl Reply {
         }
     }
 
-    /// The outcome, treating a reply with neither field as a provider bug.
+    /// The outcome. A `null` result decodes as an absent one, so no `error` means success.
     pub fn into_result(self) -> Result<Value, RpcError> {
-        match (self.result, self.error) {
-            (_, Some(e)) => Err(e),
-            (Some(v), None) => Ok(v),
-            (None, None) => Err(RpcError::internal("reply has neither result nor error")),
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.result.unwrap_or(Value::Null)),
         }
     }
 

@@ -1,0 +1,260 @@
+//! RPC through the kernel: providing and calling across transports, replicas, errors,
+//! no_responders, unavailable, deadlines, and MQTT 3.1.1 / 5 callers without the SDK.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use hcore_client::{CallOptions, ErrorCode, RpcError};
+use rumqttc::v5::mqttbytes::v5::PublishProperties;
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provide_and_call_across_transports() {
+    let h = start().await;
+    let tcp = h.tcp("tcp-provider").await;
+    let local = h.local("local-provider").await;
+    tcp.provide("math.add", |c| async move {
+        let a = c.params["a"]
+            .as_i64()
+            .ok_or_else(|| RpcError::bad_request("a must be a number"))?;
+        let b = c.params["b"]
+            .as_i64()
+            .ok_or_else(|| RpcError::bad_request("b must be a number"))?;
+        Ok(json!({ "sum": a + b, "caller": c.caller }))
+    })
+    .await
+    .unwrap();
+    local
+        .provide("echo.say", |c| async move { Ok(c.params) })
+        .await
+        .unwrap();
+    local
+        .provide("echo.panic", |_c| async move {
+            if true {
+                panic!("boom");
+            }
+            Ok(Value::Null)
+        })
+        .await
+        .unwrap();
+    // in-process -> TCP provider, TCP -> in-process provider
+    let r = local
+        .call("math.add", json!({"a": 2, "b": 3}))
+        .await
+        .unwrap();
+    assert_eq!(r, json!({"sum": 5, "caller": "local-provider"}));
+    let r = tcp.call("echo.say", json!({"x": [1, 2]})).await.unwrap();
+    assert_eq!(r, json!({"x": [1, 2]}));
+    // Structured errors travel back with their code.
+    let e = local
+        .call("math.add", json!({"a": "two"}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::BadRequest));
+    let e = tcp.call("echo.panic", json!({})).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Internal));
+    // registry.list shows services, methods and providers.
+    let list = tcp.call("registry.list", json!({})).await.unwrap();
+    assert_eq!(list["services"]["math"]["add"], json!(["tcp-provider"]));
+    assert_eq!(list["services"]["echo"]["say"], json!(["local-provider"]));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_the_load() {
+    let h = start().await;
+    let served = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let mut replicas = Vec::new();
+    for i in 0..2 {
+        let c = h.tcp(&format!("worker-{i}")).await;
+        let served = served.clone();
+        c.provide("jobs.run", move |_call| {
+            let served = served.clone();
+            async move {
+                served[i].fetch_add(1, Ordering::SeqCst);
+                Ok(json!(i))
+            }
+        })
+        .await
+        .unwrap();
+        replicas.push(c);
+    }
+    let caller = h.local("caller").await;
+    for _ in 0..20 {
+        caller.call("jobs.run", json!({})).await.unwrap();
+    }
+    let (a, b) = (
+        served[0].load(Ordering::SeqCst),
+        served[1].load(Ordering::SeqCst),
+    );
+    assert_eq!(a + b, 20);
+    assert!(a > 0 && b > 0, "both replicas served: {a} / {b}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_method_nobody_provides_fails_with_no_responders() {
+    let h = start().await;
+    let c = h.tcp("c").await;
+    let options = CallOptions {
+        timeout: Some(Duration::from_secs(60)),
+        parent: None,
+    };
+    let e = c
+        .call_with("nobody.home", json!({}), options.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Some(ErrorCode::NoResponders),
+        "answered, not timed out: {e}"
+    );
+    let e = c
+        .call_with("state.frobnicate", json!({}), options)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NotFound));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_goes_offline_mid_call_fails_it_with_unavailable() {
+    let h = start().await;
+    let caller = h.tcp("caller").await;
+    // Two replicas that never answer. The call goes to one of them.
+    let mut a = raw_provider(&h, "slow-a", &["slow.work"]).await;
+    let mut b = raw_provider(&h, "slow-b", &["slow.work"]).await;
+    wait_registered(&caller, "slow.work", "slow-a").await;
+    wait_registered(&caller, "slow.work", "slow-b").await;
+    let c2 = caller.clone();
+    let call = tokio::spawn(async move {
+        let options = CallOptions {
+            timeout: Some(Duration::from_secs(60)),
+            parent: None,
+        };
+        c2.call_with("slow.work", json!({}), options).await
+    });
+    // Whichever replica took it now crashes (its socket just goes away).
+    let taken_by_a = tokio::select! {
+        _ = a.rx.recv() => true,
+        _ = b.rx.recv() => false,
+    };
+    let (dead, alive) = if taken_by_a { (a, b) } else { (b, a) };
+    drop(dead);
+    let e = call.await.unwrap().unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Unavailable), "{e}");
+    drop(alive);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_drop_requests_past_their_deadline() {
+    let h = start().await;
+    let served = Arc::new(AtomicUsize::new(0));
+    let provider = h.tcp("p").await;
+    let s = served.clone();
+    provider
+        .provide("count.hit", move |_| {
+            let s = s.clone();
+            async move {
+                s.fetch_add(1, Ordering::SeqCst);
+                Ok(json!(null))
+            }
+        })
+        .await
+        .unwrap();
+    let raw = raw(h.addr, "late", None).await;
+    raw.subscribe("hc/reply/late").await;
+    let past = hcore_client::protocol::now_ms() - 1000;
+    raw.publish(
+        "hc/call/late/count/hit",
+        json!({"id": "old", "deadline": past}).to_string(),
+        false,
+    )
+    .await;
+    let caller = h.local("caller").await;
+    caller.call("count.hit", json!({})).await.unwrap();
+    assert_eq!(
+        served.load(Ordering::SeqCst),
+        1,
+        "only the request within its deadline ran"
+    );
+    // A kernel method answers a late request with `timeout`.
+    raw.publish(
+        "hc/call/late/state/get",
+        json!({"id": "k", "deadline": past, "params": {"key": "x"}}).to_string(),
+        false,
+    )
+    .await;
+    let mut raw = raw;
+    let reply: Value = serde_json::from_slice(&raw.next().await.payload).unwrap();
+    assert_eq!(reply["id"], "k");
+    assert_eq!(reply["error"]["code"], "timeout");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn mqtt5_and_mqtt311_callers_without_the_sdk() {
+    let h = start().await;
+    let c = h.tcp("writer").await;
+    c.state().set("doc/x", json!(42)).await.unwrap();
+    // MQTT 5: Response Topic + Correlation Data, no id in the payload.
+    let mut v5 = raw(h.addr, "v5caller", None).await;
+    v5.subscribe("hc/reply/v5caller/#").await;
+    let props = PublishProperties {
+        response_topic: Some("hc/reply/v5caller/rr".into()),
+        correlation_data: Some(bytes::Bytes::from_static(b"corr-1")),
+        ..Default::default()
+    };
+    v5.publish_props(
+        "hc/call/v5caller/state/get",
+        r#"{"params":{"key":"doc/x"}}"#,
+        props,
+    )
+    .await;
+    let p = v5.next().await;
+    assert_eq!(p.topic, "hc/reply/v5caller/rr");
+    assert_eq!(
+        p.properties.unwrap().correlation_data.as_deref(),
+        Some(&b"corr-1"[..])
+    );
+    let reply: Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(reply["result"]["value"], 42);
+    assert!(reply.get("id").is_none());
+    // MQTT 3.1.1: id and reply_to in the payload.
+    let mut o = rumqttc::MqttOptions::new("v3caller", h.addr.ip().to_string(), h.addr.port());
+    o.set_keep_alive(Duration::from_secs(30));
+    let (client, mut el) = rumqttc::AsyncClient::new(o, 10);
+    client
+        .subscribe("hc/reply/v3caller", rumqttc::QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    client
+        .publish(
+            "hc/call/v3caller/state/get",
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            r#"{"id":"q1","params":{"key":"doc/x"},"reply_to":"hc/reply/v3caller"}"#,
+        )
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) = el.poll().await {
+                break serde_json::from_slice::<Value>(&p.payload).unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        reply,
+        json!({"id": "q1", "result": reply["result"].clone()})
+    );
+    assert_eq!(reply["result"]["value"], 42);
+    h.stop().await;
+}

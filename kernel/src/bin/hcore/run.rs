@@ -1,0 +1,133 @@
+//! `hcore run`: the embedded broker, the kernel and the configured in-process plugins
+//! (or the kernel and plugins as clients of an external broker), until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hcore_broker::{Broker, ListenerConfig};
+use hcore_kernel::{Connection, Kernel, KernelPolicy, PluginFactory};
+
+use crate::cli::RunArgs;
+use crate::settings::{default_data_dir, Settings};
+
+/// The plugins this binary can load in-process, by name.
+pub fn bundled(name: &str) -> Option<PluginFactory> {
+    match name {
+        hcore_example_plugin::ID => Some(Arc::new(|| {
+            Box::new(hcore_example_plugin::ExamplePlugin::new())
+        })),
+        _ => None,
+    }
+}
+
+pub async fn run(args: RunArgs) -> Result<(), String> {
+    let mut settings = match &args.config {
+        Some(path) => Settings::load(path)?,
+        None => Settings::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        settings.kernel.data_dir = dir;
+    } else if args.config.is_none()
+        || settings.kernel.data_dir == hcore_kernel::KernelConfig::default().data_dir
+    {
+        settings.kernel.data_dir = default_data_dir();
+    }
+    if !args.listen.is_empty() {
+        settings.broker.listeners = args
+            .listen
+            .iter()
+            .enumerate()
+            .map(|(i, bind)| ListenerConfig {
+                name: if i == 0 {
+                    "mqtt".into()
+                } else {
+                    format!("mqtt{i}")
+                },
+                bind: *bind,
+                max_connections: None,
+            })
+            .collect();
+    }
+    if args.broker.is_some() {
+        settings.broker_url = args.broker;
+    }
+    settings.plugins.extend(args.plugin);
+    let mut plugins = Vec::new();
+    for name in &settings.plugins {
+        let factory =
+            bundled(name).ok_or_else(|| format!("unknown plugin {name:?} (bundled: example)"))?;
+        plugins.push((name.clone(), factory));
+    }
+    let policy = Arc::new(KernelPolicy::new(&settings.kernel.root));
+    let (broker, connection) = match &settings.broker_url {
+        Some(url) => {
+            tracing::info!(%url, "using an external broker; its ACL enforces identities (see docs/ARCHITECTURE.md)");
+            let connection = Connection::External {
+                url: url.clone(),
+                username: settings.broker_username.clone(),
+                password: settings.broker_password.clone(),
+            };
+            (None, connection)
+        }
+        None => {
+            warn_if_open(
+                &settings
+                    .broker
+                    .listeners
+                    .iter()
+                    .map(|l| l.bind)
+                    .collect::<Vec<_>>(),
+            );
+            let broker = Broker::start_with_hooks(settings.broker.clone(), policy.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            let connection = Connection::Embedded(broker.handle());
+            (Some(broker), connection)
+        }
+    };
+    let kernel = match Kernel::start(settings.kernel.clone(), connection, policy, plugins).await {
+        Ok(k) => k,
+        Err(e) => {
+            if let Some(b) = broker {
+                b.shutdown().await;
+            }
+            return Err(e.to_string());
+        }
+    };
+    for id in kernel.plugins().ids() {
+        tracing::info!(plugin = %id, "in-process plugin loaded");
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down: stopping plugins, finishing writes, then the broker");
+    kernel.shutdown().await;
+    if let Some(b) = broker {
+        b.shutdown().await;
+    }
+    Ok(())
+}
+
+fn warn_if_open(binds: &[SocketAddr]) {
+    for b in binds {
+        if !b.ip().is_loopback() {
+            tracing::warn!(
+                addr = %b,
+                "listening beyond loopback with anonymous access: any client on the network can connect"
+            );
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

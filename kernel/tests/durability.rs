@@ -5,73 +5,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use hcore_client::{Client, ClientOptions};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// Starts `hcore run` on a free port; returns the process and its MQTT URL.
-async fn spawn_hcore(data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hcore"))
-        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("hcore binary");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let url = tokio::time::timeout(WAIT, async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains("listener ready") {
-                let addr = line
-                    .split("addr=")
-                    .nth(1)
-                    .unwrap()
-                    .split_whitespace()
-                    .next()
-                    .unwrap();
-                return format!("mqtt://{addr}");
-            }
-        }
-        panic!("hcore exited before listening");
-    })
-    .await
-    .expect("hcore listening in time");
-    // Keep draining stderr so the process never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    // The kernel announces itself once it serves; wait for it.
-    let probe = Client::connect(&url, ClientOptions::new("probe").quiet())
-        .await
-        .unwrap();
-    let mut status = probe.subscribe("hc/kernel/status").await.unwrap();
-    loop {
-        let s = tokio::time::timeout(WAIT, status.next())
-            .await
-            .unwrap()
-            .unwrap();
-        if s.json().is_some_and(|v| v["state"] == "online") {
-            break;
-        }
-    }
-    (child, url)
-}
-
-async fn kill9(child: &mut Child) {
-    let pid = child.id().unwrap() as i32;
-    let status = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let _ = child.wait().await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {

@@ -9,7 +9,12 @@ use serde_json::{json, Value};
 
 /// Sends a raw request as `caller` and returns the reply on its default reply topic.
 async fn ask(r: &mut Raw, caller: &str, path: &str, payload: &str) -> Value {
-    r.publish(&format!("hc/call/{caller}/{path}"), payload.to_string(), false).await;
+    r.publish(
+        &format!("hc/call/{caller}/{path}"),
+        payload.to_string(),
+        false,
+    )
+    .await;
     let p = r.next().await;
     serde_json::from_slice(&p.payload).expect("replies are JSON")
 }
@@ -27,28 +32,93 @@ async fn malformed_requests_get_structured_errors() {
         ("state/get", "{not json".into(), "bad_request"),
         ("state/get", "[1,2,3]".into(), "bad_request"),
         ("state/get", r#"{"id":"1"}"#.into(), "bad_request"),
-        ("state/get", r#"{"id":"2","params":{"key":5}}"#.into(), "bad_request"),
-        ("state/get", r#"{"id":"3","params":"key"}"#.into(), "bad_request"),
-        ("state/get", r#"{"id":"4","deadline":"soon"}"#.into(), "bad_request"),
-        ("state/set", r#"{"id":"5","params":{"key":"a/+/b","value":1}}"#.into(), "bad_request"),
-        ("state/set", r#"{"id":"6","params":{"key":"a//b","value":1}}"#.into(), "bad_request"),
-        ("state/set", r#"{"id":"7","params":{"key":"a/#","value":1}}"#.into(), "bad_request"),
-        ("state/set", r#"{"id":"8","params":{"key":"lamp/set","value":1}}"#.into(), "bad_request"),
-        ("state/set", r#"{"id":"9","params":{"key":"ok"}}"#.into(), "bad_request"),
-        ("storage/set", format!(r#"{{"id":"10","params":{{"key":"big","value":"{}"}}}}"#, "x".repeat(70_000)), "bad_request"),
-        ("storage/list", r#"{"id":"11","params":{"limit":-1}}"#.into(), "bad_request"),
+        (
+            "state/get",
+            r#"{"id":"2","params":{"key":5}}"#.into(),
+            "bad_request",
+        ),
+        (
+            "state/get",
+            r#"{"id":"3","params":"key"}"#.into(),
+            "bad_request",
+        ),
+        (
+            "state/get",
+            r#"{"id":"4","deadline":"soon"}"#.into(),
+            "bad_request",
+        ),
+        (
+            "state/set",
+            r#"{"id":"5","params":{"key":"a/+/b","value":1}}"#.into(),
+            "bad_request",
+        ),
+        (
+            "state/set",
+            r#"{"id":"6","params":{"key":"a//b","value":1}}"#.into(),
+            "bad_request",
+        ),
+        (
+            "state/set",
+            r#"{"id":"7","params":{"key":"a/#","value":1}}"#.into(),
+            "bad_request",
+        ),
+        (
+            "state/set",
+            r#"{"id":"8","params":{"key":"lamp/set","value":1}}"#.into(),
+            "bad_request",
+        ),
+        (
+            "state/set",
+            r#"{"id":"9","params":{"key":"ok"}}"#.into(),
+            "bad_request",
+        ),
+        (
+            "storage/set",
+            format!(
+                r#"{{"id":"10","params":{{"key":"big","value":"{}"}}}}"#,
+                "x".repeat(70_000)
+            ),
+            "bad_request",
+        ),
+        (
+            "storage/list",
+            r#"{"id":"11","params":{"limit":-1}}"#.into(),
+            "bad_request",
+        ),
         ("state/frobnicate", r#"{"id":"12"}"#.into(), "not_found"),
         ("nobody/home", r#"{"id":"13"}"#.into(), "no_responders"),
-        ("state/get", r#"{"id":"14","params":{"key":"x"},"reply_to":"hc/reply/fuzz/#"}"#.into(), "bad_request"),
-        ("state/get", r#"{"id":"15","params":{"key":"x"},"reply_to":"hc/reply/victim"}"#.into(), "bad_request"),
-        ("registry/register", r#"{"id":"16","params":{"methods":["state.get"]}}"#.into(), "forbidden"),
-        ("registry/register", r#"{"id":"17","params":{"methods":"x.y"}}"#.into(), "bad_request"),
-        ("state/get", format!(r#"{{"id":"18","params":{{"key":"x"}},"deadline":{}}}"#, 1), "timeout"),
+        (
+            "state/get",
+            r#"{"id":"14","params":{"key":"x"},"reply_to":"hc/reply/fuzz/#"}"#.into(),
+            "bad_request",
+        ),
+        (
+            "state/get",
+            r#"{"id":"15","params":{"key":"x"},"reply_to":"hc/reply/victim"}"#.into(),
+            "bad_request",
+        ),
+        (
+            "registry/register",
+            r#"{"id":"16","params":{"methods":["state.get"]}}"#.into(),
+            "forbidden",
+        ),
+        (
+            "registry/register",
+            r#"{"id":"17","params":{"methods":"x.y"}}"#.into(),
+            "bad_request",
+        ),
+        (
+            "state/get",
+            format!(r#"{{"id":"18","params":{{"key":"x"}},"deadline":{}}}"#, 1),
+            "timeout",
+        ),
     ];
     for (path, payload, want) in &cases {
         let reply = ask(&mut r, "fuzz", path, payload).await;
         assert_eq!(code(&reply), *want, "{path} {payload:.80} -> {reply}");
-        assert!(reply["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
     }
     // The kernel is unaffected.
     let c = h.tcp("normal").await;
@@ -62,16 +132,39 @@ async fn forged_identities_never_reach_the_kernel() {
     let mut r = raw(h.addr, "mallory", None).await;
     r.subscribe("hc/reply/mallory").await;
     // Calling, emitting and announcing as someone else is refused by the broker.
-    r.publish("hc/call/alice/state/set", r#"{"id":"x","params":{"key":"k","value":1}}"#, false).await;
-    r.publish("hc/plugin/alice/status", r#"{"state":"offline","session":99999999999999}"#, true).await;
-    r.publish("hc/state/k", r#"{"value":"forged","version":1}"#, true).await;
-    let reply = ask(&mut r, "mallory", "state/exists", r#"{"id":"y","params":{"key":"k"}}"#).await;
-    assert_eq!(reply["result"]["exists"], false, "the forged set never happened: {reply}");
+    r.publish(
+        "hc/call/alice/state/set",
+        r#"{"id":"x","params":{"key":"k","value":1}}"#,
+        false,
+    )
+    .await;
+    r.publish(
+        "hc/plugin/alice/status",
+        r#"{"state":"offline","session":99999999999999}"#,
+        true,
+    )
+    .await;
+    r.publish("hc/state/k", r#"{"value":"forged","version":1}"#, true)
+        .await;
+    let reply = ask(
+        &mut r,
+        "mallory",
+        "state/exists",
+        r#"{"id":"y","params":{"key":"k"}}"#,
+    )
+    .await;
+    assert_eq!(
+        reply["result"]["exists"], false,
+        "the forged set never happened: {reply}"
+    );
     let c = h.tcp("observer").await;
     let mut sub = c.subscribe("hc/state/k").await.unwrap();
     c.state().set("k", json!("real")).await.unwrap();
     let rec = sub.next().await.unwrap().json().unwrap();
-    assert_eq!(rec["value"], "real", "only the kernel publishes state records");
+    assert_eq!(
+        rec["value"], "real",
+        "only the kernel publishes state records"
+    );
     h.stop().await;
 }
 
@@ -84,10 +177,19 @@ async fn ten_thousand_unaddressed_requests_do_not_hurt_other_callers() {
     let f = tokio::spawn(async move {
         for i in 0..10_000u32 {
             // No id, no reply_to, half of them not even JSON.
-            let payload = if i % 2 == 0 { "{".to_string() } else { r#"{"params":{"key":"probe"}}"#.to_string() };
+            let payload = if i % 2 == 0 {
+                "{".to_string()
+            } else {
+                r#"{"params":{"key":"probe"}}"#.to_string()
+            };
             flood
                 .client
-                .publish("hc/call/flood/state/get", rumqttc::v5::mqttbytes::QoS::AtMostOnce, false, payload)
+                .publish(
+                    "hc/call/flood/state/get",
+                    rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+                    false,
+                    payload,
+                )
                 .await
                 .unwrap();
         }
@@ -99,7 +201,10 @@ async fn ten_thousand_unaddressed_requests_do_not_hurt_other_callers() {
     }
     let _flood = f.await.unwrap();
     // ...and after it, with nothing left behind.
-    assert_eq!(caller.state().get("probe").await.unwrap().unwrap().value, json!(20));
+    assert_eq!(
+        caller.state().get("probe").await.unwrap().unwrap().value,
+        json!(20)
+    );
     assert_eq!(h.kernel.as_ref().unwrap().pending_calls(), 0);
     let e = caller.call("nobody.home", json!({})).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::NoResponders));

@@ -57,17 +57,26 @@ async fn protocol_examples_run_as_documented() {
         let command = command.replace("-p 1883", &format!("-p {port}"));
         let out = tokio::time::timeout(
             Duration::from_secs(15),
-            tokio::process::Command::new("sh").args(["-c", &command]).output(),
+            tokio::process::Command::new("sh")
+                .args(["-c", &command])
+                .output(),
         )
         .await
         .unwrap_or_else(|_| panic!("timed out: {command}"))
         .unwrap();
-        assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         if let Some(expected) = expected {
             let text = String::from_utf8_lossy(&out.stdout);
             let actual: Value = serde_json::from_str(text.trim())
                 .unwrap_or_else(|e| panic!("{command} printed {text:?}: {e}"));
-            assert!(contains(&actual, &expected), "{command}\n  printed  {actual}\n  expected {expected}");
+            assert!(
+                contains(&actual, &expected),
+                "{command}\n  printed  {actual}\n  expected {expected}"
+            );
         }
     }
     let _ = hcore.kill().await;

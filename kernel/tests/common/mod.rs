@@ -332,4 +332,3 @@ pub async fn kill9(child: &mut Child) {
     assert!(status.success());
     let _ = child.wait().await;
 }
-

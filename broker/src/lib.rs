@@ -44,6 +44,6 @@ pub use broker::{Broker, BrokerHandle};
 pub use config::{BrokerConfig, ListenerConfig, RouterSettings};
 pub use error::BrokerError;
 pub use hooks::{AllowAll, ClientInfo, ConnectInfo, ConnectRefusal, Hooks};
-pub use local::{LocalClient, LocalOptions, LocalReceiver};
+pub use local::{LocalClient, LocalOptions, LocalReceiver, LocalSink};
 pub use metrics::MetricsSnapshot;
 pub use types::{Message, Properties, Protocol, QoS};

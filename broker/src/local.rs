@@ -32,13 +32,30 @@ use crate::subs::{router_filter, SubOpts};
 use crate::topic::{parse_shared, validate_filter, validate_topic};
 use crate::types::{Message, Properties, Protocol, QoS};
 
+/// Receives an in-process client's messages on the broker's own task, instead of the
+/// `LocalReceiver` queue. It must not block: it is called in line, in order.
+pub type LocalSink = Arc<dyn Fn(Message) + Send + Sync>;
+
 /// Options for an in-process client.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct LocalOptions {
     /// Published if the client goes away without `disconnect()`.
     pub will: Option<Message>,
     /// Identity given to the authorization hooks (none by default).
     pub username: Option<String>,
+    /// Deliver messages to this callback instead of the receiver (saves a task hop;
+    /// the receiver then only reports the end of the client).
+    pub sink: Option<LocalSink>,
+}
+
+impl std::fmt::Debug for LocalOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalOptions")
+            .field("will", &self.will)
+            .field("username", &self.username)
+            .field("sink", &self.sink.is_some())
+            .finish()
+    }
 }
 
 enum Control {
@@ -145,6 +162,7 @@ pub(crate) async fn connect(
         tx: tx.clone(),
         messages: msg_tx,
         queued: queued.clone(),
+        sink: options.sink,
         pending: HashMap::new(),
         will: options.will,
         pressure: PressureFlag::new(st.pressure.clone()),
@@ -321,6 +339,7 @@ struct Drain {
     tx: Arc<Mutex<LinkTx>>,
     messages: mpsc::UnboundedSender<Message>,
     queued: Arc<AtomicUsize>,
+    sink: Option<LocalSink>,
     pending: HashMap<u16, Pending>,
     will: Option<Message>,
     pressure: PressureFlag,
@@ -499,6 +518,11 @@ impl Drain {
         self.st
             .hooks
             .observe_delivery(&self.info, &message.topic, &message.payload, correlation);
+        if let Some(sink) = &self.sink {
+            Metrics::inc(&self.st.metrics.publishes_sent);
+            sink(message);
+            return;
+        }
         if self.queued.load(Ordering::Relaxed) >= self.st.config.local_queue_limit {
             Metrics::inc(&self.st.metrics.dropped_slow_subscriber);
             return;

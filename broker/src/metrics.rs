@@ -50,6 +50,8 @@ metrics! {
     dropped_router_lag,
     /// Wills published.
     wills_published,
+    /// Times a publisher waited for lagging subscribers (flow control).
+    publisher_waits,
 }
 
 impl Metrics {

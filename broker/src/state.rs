@@ -101,6 +101,7 @@ impl BrokerState {
                 .iter()
                 .any(|i| matches!(i.packet, Packet::Publish(..)))
         {
+            Metrics::inc(&self.metrics.publisher_waits);
             self.pressure.wait().await;
         }
         self.router.wait_for_room().await;

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use hcore_client::protocol::Topics;
-use hcore_client::transport::{Link, Liveness, TcpOptions};
+use hcore_client::transport::{Link, Liveness, Sink, TcpOptions};
 use hcore_client::{Client, ClientError, ClientOptions};
 use tokio::sync::oneshot;
 
@@ -63,12 +63,11 @@ impl Connection {
         }
     }
 
-    async fn link(
-        &self,
-        liveness: Liveness,
-    ) -> Result<(Link, hcore_client::transport::Events), ClientError> {
+    async fn link(&self, liveness: Liveness, sink: Sink) -> Result<Link, ClientError> {
         match self {
-            Connection::Embedded(b) => Link::connect_in_process(b, KERNEL_ID, Some(liveness)).await,
+            Connection::Embedded(b) => {
+                Link::connect_in_process(b, KERNEL_ID, Some(liveness), sink).await
+            }
             Connection::External {
                 url,
                 username,
@@ -77,7 +76,7 @@ impl Connection {
                 let mut tcp = TcpOptions::from_url(url)?;
                 tcp.username = username.clone();
                 tcp.password = password.clone();
-                Link::connect_tcp(KERNEL_ID, &tcp, Some(liveness)).await
+                Link::connect_tcp(KERNEL_ID, &tcp, Some(liveness), sink).await
             }
         }
     }
@@ -120,8 +119,9 @@ impl Kernel {
         let liveness = Liveness {
             status_topic: topics.kernel_status(),
         };
-        let (link, events) = connection
-            .link(liveness)
+        let (sink, events) = hcore_client::transport::channel();
+        let link = connection
+            .link(liveness, sink)
             .await
             .map_err(|e| KernelError::Connect(e.to_string()))?;
         let link = Arc::new(link);

@@ -56,7 +56,7 @@ pub(crate) async fn run(
         tokio::select! {
             _ = &mut stop => break,
             e = events.recv() => match e {
-                None => break,
+                None | Some(Event::Closed) => break,
                 Some(Event::Connected { session }) => {
                     sh.on_connected(session).await;
                     if let Some(r) = ready.take() {

@@ -1,8 +1,8 @@
-//! The client: one connection to the broker (TCP or in-process) and a dispatcher task
-//! that routes every incoming message to a pending call, a provided method or a
-//! subscription. On every (re)connect the dispatcher renews the subscriptions and, for a
-//! plugin, re-announces its manifest and `online` status with the connection's session
-//! number.
+//! The client: one connection to the broker (TCP or in-process). Every incoming message is
+//! routed in line, on the transport's own task, to a pending call, a provided method or a
+//! subscription: no task hop per message. On every (re)connect a task renews the
+//! subscriptions and, for a plugin, re-announces its manifest and `online` status with the
+//! connection's session number.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::ClientError;
 use crate::events::{EventSender, Subscription};
 use crate::protocol::{Manifest, PluginStatus, Reply, Topics, DEFAULT_ROOT, DEFAULT_TIMEOUT_MS};
 use crate::rpc::Handler;
-use crate::transport::{Event, Link, Liveness, Message, Outgoing, TcpOptions};
+use crate::transport::{Event, Link, Liveness, Message, Outgoing, Sink, TcpOptions};
 
 /// How a client identifies itself and behaves.
 #[derive(Debug, Clone)]
@@ -75,6 +75,55 @@ pub(crate) struct Inner {
     pub manifest: Mutex<Manifest>,
     pub session: AtomicU64,
     pub closed: AtomicBool,
+    ready: Mutex<Option<oneshot::Sender<Result<(), ClientError>>>>,
+}
+
+/// Hands transport events to the client once it exists; events that arrive while it is
+/// being built (the first `Connected`) wait, in order.
+#[derive(Default)]
+struct EventRouter {
+    state: Mutex<RouterState>,
+}
+
+enum RouterState {
+    Early(Vec<Event>),
+    Ready(Weak<Inner>),
+}
+
+impl Default for RouterState {
+    fn default() -> Self {
+        RouterState::Early(Vec::new())
+    }
+}
+
+impl EventRouter {
+    fn sink(self: &Arc<Self>) -> Sink {
+        let me = self.clone();
+        Arc::new(move |e| me.route(e))
+    }
+
+    fn route(&self, e: Event) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *state {
+            RouterState::Early(queue) => queue.push(e),
+            RouterState::Ready(inner) => {
+                if let Some(inner) = inner.upgrade() {
+                    inner.on_event(e);
+                }
+            }
+        }
+    }
+
+    fn ready(&self, inner: &Arc<Inner>) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let RouterState::Early(queue) =
+            std::mem::replace(&mut *state, RouterState::Ready(Arc::downgrade(inner)))
+        {
+            for e in queue {
+                inner.on_event(e);
+            }
+        }
+    }
 }
 
 /// A connection to hcore. Cheap to clone; every clone is the same client.
@@ -93,8 +142,9 @@ impl Client {
         tcp.username = options.username.clone();
         tcp.password = options.password.clone();
         let liveness = liveness(&options);
-        let (link, events) = Link::connect_tcp(&options.id, &tcp, liveness).await?;
-        Client::start(link, events, options).await
+        let router = Arc::new(EventRouter::default());
+        let link = Link::connect_tcp(&options.id, &tcp, liveness, router.sink()).await?;
+        Client::start(link, router, options).await
     }
 
     /// Connects in-process to the embedded broker: same API, no TCP.
@@ -105,16 +155,18 @@ impl Client {
     ) -> Result<Client, ClientError> {
         crate::protocol::validate_id(&options.id)?;
         let liveness = liveness(&options);
-        let (link, events) = Link::connect_in_process(broker, &options.id, liveness).await?;
-        Client::start(link, events, options).await
+        let router = Arc::new(EventRouter::default());
+        let link = Link::connect_in_process(broker, &options.id, liveness, router.sink()).await?;
+        Client::start(link, router, options).await
     }
 
     async fn start(
         link: Link,
-        events: mpsc::UnboundedReceiver<Event>,
+        router: Arc<EventRouter>,
         options: ClientOptions,
     ) -> Result<Client, ClientError> {
         let topics = Topics::new(&options.root);
+        let (ready_tx, ready_rx) = oneshot::channel();
         let inner = Arc::new(Inner {
             reply_topic: topics.reply(&options.id),
             id: options.id,
@@ -128,9 +180,9 @@ impl Client {
             manifest: Mutex::new(options.manifest),
             session: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            ready: Mutex::new(Some(ready_tx)),
         });
-        let (ready_tx, ready_rx) = oneshot::channel();
-        tokio::spawn(dispatch(Arc::downgrade(&inner), events, Some(ready_tx)));
+        router.ready(&inner);
         ready_rx
             .await
             .map_err(|_| ClientError::Connect("connection closed during setup".into()))??;
@@ -286,6 +338,32 @@ impl Inner {
             .await
     }
 
+    fn on_event(self: &Arc<Self>, e: Event) {
+        match e {
+            Event::Connected { session } => {
+                let inner = self.clone();
+                tokio::spawn(async move {
+                    let result = inner.on_connected(session).await;
+                    if let Err(e) = &result {
+                        tracing::warn!(error = %e, "cannot renew subscriptions after connecting");
+                    }
+                    if let Some(tx) = inner.ready.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                        let _ = tx.send(result);
+                    }
+                });
+            }
+            Event::Message(m) => self.on_message(m),
+            Event::Closed => {
+                // Fail every pending call now rather than at its timeout.
+                self.closed.store(true, Ordering::SeqCst);
+                self.pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+            }
+        }
+    }
+
     fn on_message(self: &Arc<Self>, m: Message) {
         if self.topics.is_reply_space(&self.id, &m.topic) {
             self.on_reply(&m);
@@ -324,37 +402,4 @@ fn liveness(options: &ClientOptions) -> Option<Liveness> {
     options.announce.then(|| Liveness {
         status_topic: Topics::new(&options.root).plugin_status(&options.id),
     })
-}
-
-async fn dispatch(
-    inner: Weak<Inner>,
-    mut events: mpsc::UnboundedReceiver<Event>,
-    mut ready: Option<oneshot::Sender<Result<(), ClientError>>>,
-) {
-    while let Some(event) = events.recv().await {
-        let Some(inner) = inner.upgrade() else {
-            break;
-        };
-        match event {
-            Event::Connected { session } => {
-                let result = inner.on_connected(session).await;
-                if let Err(e) = &result {
-                    tracing::warn!(error = %e, "cannot renew subscriptions after connecting");
-                }
-                if let Some(tx) = ready.take() {
-                    let _ = tx.send(result);
-                }
-            }
-            Event::Message(m) => inner.on_message(m),
-        }
-    }
-    // The connection is gone: fail every pending call now rather than at its timeout.
-    if let Some(inner) = inner.upgrade() {
-        inner.closed.store(true, Ordering::SeqCst);
-        inner
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
 }

@@ -5,9 +5,8 @@
 use hcore_broker::{
     BrokerHandle, LocalClient, LocalOptions, Message as BrokerMessage, Properties, QoS,
 };
-use tokio::sync::mpsc;
 
-use super::{next_session, Event, Liveness, Message, Outgoing};
+use super::{next_session, Event, Liveness, Message, Outgoing, Sink};
 use crate::error::ClientError;
 use crate::protocol::PluginStatus;
 
@@ -20,31 +19,34 @@ impl LocalLink {
         broker: &BrokerHandle,
         id: &str,
         liveness: Option<Liveness>,
-    ) -> Result<(LocalLink, mpsc::UnboundedReceiver<Event>), ClientError> {
+        sink: Sink,
+    ) -> Result<LocalLink, ClientError> {
         let session = next_session(0);
         let will = liveness.map(|l| {
             BrokerMessage::new(l.status_topic, PluginStatus::offline(session).to_bytes())
                 .retained(true)
                 .with_qos(QoS::AtLeastOnce)
         });
+        let message_sink = sink.clone();
         let options = LocalOptions {
             will,
             username: None,
+            // Messages are handed over in line on the broker's task: no hop per message.
+            sink: Some(std::sync::Arc::new(move |m| {
+                message_sink(Event::Message(message(m)))
+            })),
         };
         let (client, mut receiver) = broker
             .local_client(id, options)
             .await
             .map_err(|e| ClientError::Connect(e.to_string()))?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(Event::Connected { session });
+        sink(Event::Connected { session });
+        // With a sink the receiver only reports the end of the client.
         tokio::spawn(async move {
-            while let Some(m) = receiver.recv().await {
-                if tx.send(Event::Message(message(m))).is_err() {
-                    break;
-                }
-            }
+            while receiver.recv().await.is_some() {}
+            sink(Event::Closed);
         });
-        Ok((LocalLink { client }, rx))
+        Ok(LocalLink { client })
     }
 
     pub async fn publish(&self, out: Outgoing) -> Result<(), ClientError> {

@@ -55,6 +55,30 @@ pub enum Event {
         session: u64,
     },
     Message(Message),
+    /// The connection is gone for good (taken over, shut down).
+    Closed,
+}
+
+/// Where a connection delivers its events: called in line, in order, on the
+/// transport's own task (the broker's for in-process links), so it must not block.
+pub type Sink = std::sync::Arc<dyn Fn(Event) + Send + Sync>;
+
+/// Events delivered through a channel, for a consumer that handles them asynchronously.
+pub struct Events(tokio::sync::mpsc::UnboundedReceiver<Event>);
+
+impl Events {
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.0.recv().await
+    }
+}
+
+/// A sink that queues events for `Events::recv`.
+pub fn channel() -> (Sink, Events) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let sink: Sink = std::sync::Arc::new(move |e| {
+        let _ = tx.send(e);
+    });
+    (sink, Events(rx))
 }
 
 /// What a connection needs to know about the plugin's liveness topics.
@@ -63,9 +87,6 @@ pub struct Liveness {
     /// Retained status topic; the will publishes `offline` there.
     pub status_topic: String,
 }
-
-/// The events of one connection, in order.
-pub type Events = tokio::sync::mpsc::UnboundedReceiver<Event>;
 
 /// A connection to the broker.
 pub struct Link(LinkKind);
@@ -82,9 +103,10 @@ impl Link {
         id: &str,
         options: &TcpOptions,
         liveness: Option<Liveness>,
-    ) -> Result<(Link, Events), ClientError> {
-        let (link, events) = tcp::TcpLink::connect(id, options, liveness).await?;
-        Ok((Link(LinkKind::Tcp(link)), events))
+        sink: Sink,
+    ) -> Result<Link, ClientError> {
+        let link = tcp::TcpLink::connect(id, options, liveness, sink).await?;
+        Ok(Link(LinkKind::Tcp(link)))
     }
 
     /// Connects to the embedded broker in-process.
@@ -93,9 +115,10 @@ impl Link {
         broker: &hcore_broker::BrokerHandle,
         id: &str,
         liveness: Option<Liveness>,
-    ) -> Result<(Link, Events), ClientError> {
-        let (link, events) = local::LocalLink::connect(broker, id, liveness).await?;
-        Ok((Link(LinkKind::Local(link)), events))
+        sink: Sink,
+    ) -> Result<Link, ClientError> {
+        let link = local::LocalLink::connect(broker, id, liveness, sink).await?;
+        Ok(Link(LinkKind::Local(link)))
     }
 
     pub async fn publish(&self, out: Outgoing) -> Result<(), ClientError> {

@@ -8,9 +8,8 @@ use std::time::Duration;
 use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event as RumqttEvent, EventLoop, MqttOptions};
-use tokio::sync::mpsc;
 
-use super::{next_session, Event, Liveness, Message, Outgoing};
+use super::{next_session, Event, Liveness, Message, Outgoing, Sink};
 use crate::error::ClientError;
 use crate::protocol::PluginStatus;
 
@@ -70,7 +69,8 @@ impl TcpLink {
         id: &str,
         opts: &TcpOptions,
         liveness: Option<Liveness>,
-    ) -> Result<(TcpLink, mpsc::UnboundedReceiver<Event>), ClientError> {
+        sink: Sink,
+    ) -> Result<TcpLink, ClientError> {
         let mut mqtt = MqttOptions::new(id, opts.host.clone(), opts.port);
         mqtt.set_keep_alive(opts.keep_alive.max(Duration::from_secs(5)));
         mqtt.set_clean_start(true);
@@ -100,28 +100,21 @@ impl TcpLink {
                 }
             }
         }
-        let (tx, rx) = mpsc::unbounded_channel();
-        let _ = tx.send(Event::Connected { session });
+        sink(Event::Connected { session });
         let task = tokio::spawn(async move {
             let mut backoff = BACKOFF_FIRST;
             loop {
                 match eventloop.poll().await {
+                    // Messages are handed over in line: no task hop per message.
                     Ok(RumqttEvent::Incoming(Packet::Publish(p))) => {
-                        if tx.send(Event::Message(message(p))).is_err() {
-                            break;
-                        }
+                        sink(Event::Message(message(p)))
                     }
                     Ok(RumqttEvent::Incoming(Packet::ConnAck(_))) => {
                         backoff = BACKOFF_FIRST;
-                        if tx.send(Event::Connected { session }).is_err() {
-                            break;
-                        }
+                        sink(Event::Connected { session });
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        if tx.is_closed() {
-                            break;
-                        }
                         tracing::warn!(error = %e, retry_in = ?backoff, "broker connection lost; reconnecting");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -131,7 +124,7 @@ impl TcpLink {
                 }
             }
         });
-        Ok((TcpLink { client, task }, rx))
+        Ok(TcpLink { client, task })
     }
 
     pub async fn publish(&self, out: Outgoing) -> Result<(), ClientError> {

@@ -218,6 +218,31 @@ impl LocalClient {
             .map(|_| ())
     }
 
+    /// Publishes without waiting: for callers on a task that must not block (a sink).
+    /// Gives the message back when it cannot be handed over at once (the link is busy or
+    /// the router's queue is full); the caller then publishes it with `publish`.
+    pub fn try_publish(&self, mut message: Message) -> Result<(), Box<Message>> {
+        if validate_topic(&message.topic).is_err() {
+            return Err(Box::new(message));
+        }
+        let st = &self.shared.st;
+        if message.topic.starts_with('$')
+            || !st
+                .hooks
+                .authorize_publish(&self.shared.info, &message.topic)
+        {
+            Metrics::inc(&st.metrics.not_authorized);
+            return Ok(()); // refused, as `publish` would; nothing to retry
+        }
+        let Ok(mut tx) = self.shared.tx.try_lock() else {
+            return Err(Box::new(message));
+        };
+        st.stamp_message(&self.shared.info.client_id, &mut message);
+        Metrics::inc(&st.metrics.publishes_received);
+        st.try_submit(&mut tx, routed_item(message))
+            .map_err(|item| Box::new(item.into_message()))
+    }
+
     /// Subscribes; returns the granted QoS once the router has registered the filter and
     /// the matching retained messages are queued (before any live message).
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, BrokerError> {

@@ -82,6 +82,11 @@ impl RouterHandle {
             .map_err(|e| BrokerError::Link(format!("link task failed: {e}")))?
     }
 
+    /// Is the router's event channel full right now?
+    pub fn is_full(&self) -> bool {
+        (self.is_full)()
+    }
+
     /// Waits while the router's event channel is full, so that the blocking send inside
     /// `LinkTx::send` never parks a runtime thread for long.
     pub async fn wait_for_room(&self) {

@@ -34,6 +34,21 @@ pub(crate) struct Item {
 }
 
 impl Item {
+    /// The message a routed publish item carries (for handing it back to a caller).
+    pub fn into_message(self) -> Message {
+        match (self.effect, self.packet) {
+            (Effect::Retain(m), _) => m,
+            (_, Packet::Publish(p, props)) => Message {
+                topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                payload: p.payload,
+                qos: crate::types::QoS::AtMostOnce,
+                retain: false,
+                properties: props.map(crate::types::Properties::from_publish),
+            },
+            _ => Message::new("", ""),
+        }
+    }
+
     pub fn plain(packet: Packet) -> Item {
         Item {
             packet,
@@ -123,6 +138,27 @@ impl BrokerState {
         self.router.push(tx, packets)?;
         drop(store);
         Ok(snapshots)
+    }
+
+    /// `submit` for one routed message without waiting: gives the item back if the
+    /// router's queue is full.
+    pub fn try_submit(&self, tx: &mut LinkTx, item: Item) -> Result<(), Box<Item>> {
+        if self.router.is_full() {
+            return Err(Box::new(item));
+        }
+        let packet = item.packet;
+        let result = match item.effect {
+            Effect::Retain(message) => {
+                let mut store = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+                store.apply(&message);
+                self.router.push(tx, vec![packet])
+            }
+            _ => self.router.push(tx, vec![packet]),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "router push failed");
+        }
+        Ok(())
     }
 
     /// Publishes a will (or any broker-originated message) through the internal link.

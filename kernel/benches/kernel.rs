@@ -9,6 +9,8 @@
 //!
 //! Run: `cargo bench -p hcore-kernel --bench kernel` (needs `mosquitto` on PATH).
 
+// The broker benchmark's raw client; this benchmark uses only part of it.
+#[allow(dead_code)]
 #[path = "../../broker/benches/mqtt_client.rs"]
 mod mqtt_client;
 
@@ -125,13 +127,15 @@ async fn bench() {
     client.state().set("bench/x", json!(0)).await.unwrap();
 
     // Alternate the three round trips so they see the same machine conditions.
-    let (mut raw_h, mut raw_m, mut rpc) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raw_h, mut raw_m, mut rpc, mut raw_rpc) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
         raw_h.extend(ping_pong(addr, ROUNDS / 3).await);
         raw_m.extend(ping_pong(maddr, ROUNDS / 3).await);
         rpc.extend(rpc_round_trips(&client, ROUNDS / 3).await);
+        raw_rpc.extend(raw_rpc_round_trips(addr, ROUNDS / 3).await);
     }
-    let (raw_h, raw_m, rpc) = (Stats(raw_h), Stats(raw_m), Stats(rpc));
+    let (raw_h, raw_m, rpc, raw_rpc) = (Stats(raw_h), Stats(raw_m), Stats(rpc), Stats(raw_rpc));
 
     let retained = Stats(state_to_subscriber(&url, &client).await);
     let w1 = storage_writes(&url, 1, Duration::from_secs(3)).await;
@@ -153,6 +157,7 @@ async fn bench() {
     row("raw QoS0 ping-pong through hcore's broker", &raw_h);
     row("raw QoS0 ping-pong through mosquitto", &raw_m);
     row("RPC state.get, SDK over TCP", &rpc);
+    row("RPC state.get, raw MQTT 3.1.1 client (no SDK)", &raw_rpc);
     row("RPC state.get, SDK in-process", &inproc);
     row("state.set -> subscriber sees retained update", &retained);
     println!(
@@ -217,6 +222,31 @@ async fn ping_pong(addr: SocketAddr, n: usize) -> Vec<Duration> {
         }
     }
     responder.abort();
+    rtts
+}
+
+/// `state.get` from the bench's raw client: the kernel's share of an RPC, without the SDK.
+async fn raw_rpc_round_trips(addr: SocketAddr, n: usize) -> Vec<Duration> {
+    use mqtt_client::{connect, publish};
+    let id = format!("raw{}", uuid::Uuid::new_v4().simple());
+    let (mut r, mut w) = connect(addr, &id).await.unwrap();
+    w.subscribe(&mut r, &format!("hc/reply/{id}"), 0)
+        .await
+        .unwrap();
+    let topic = format!("hc/call/{id}/state/get");
+    let mut out = BytesMut::new();
+    let mut rtts = Vec::new();
+    for i in 0..n + WARMUP / 3 {
+        out.clear();
+        let payload = format!(r#"{{"id":"{i}","params":{{"key":"bench/x"}}}}"#);
+        let start = Instant::now();
+        publish(&mut out, &topic, payload.as_bytes(), 0, 0);
+        w.send(&out).await.unwrap();
+        while r.next().await.unwrap().kind() != 3 {}
+        if i >= WARMUP / 3 {
+            rtts.push(start.elapsed());
+        }
+    }
     rtts
 }
 

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use hcore_client::protocol::Topics;
-use hcore_client::transport::{Link, Liveness, Sink, TcpOptions};
+use hcore_client::transport::{LateSink, Link, Liveness, Sink, TcpOptions};
 use hcore_client::{Client, ClientError, ClientOptions};
 use tokio::sync::oneshot;
 
@@ -85,8 +85,6 @@ impl Connection {
 /// A running kernel.
 pub struct Kernel {
     shared: Arc<runtime::Shared>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
     manager: PluginManager,
 }
 
@@ -116,12 +114,13 @@ impl Kernel {
         let state = state_engine::StateEngine::open(&db).map_err(|e| storage_error(&e))?;
         let storage = storage::Storage::open(&db).map_err(|e| storage_error(&e))?;
         let topics = Topics::new(&config.root);
+        let (ready_tx, ready_rx) = oneshot::channel();
         let liveness = Liveness {
             status_topic: topics.kernel_status(),
         };
-        let (sink, events) = hcore_client::transport::channel();
+        let late = LateSink::new();
         let link = connection
-            .link(liveness, sink)
+            .link(liveness, late.sink())
             .await
             .map_err(|e| KernelError::Connect(e.to_string()))?;
         let link = Arc::new(link);
@@ -141,15 +140,16 @@ impl Kernel {
             session: AtomicU64::new(0),
             ratelog: Default::default(),
             config: config.clone(),
+            stopped: Default::default(),
+            ready: Mutex::new(Some(ready_tx)),
         });
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let task = tokio::spawn(runtime::run(
-            shared.clone(),
-            events,
-            stop_rx,
-            Some(ready_tx),
-        ));
+        let weak = Arc::downgrade(&shared);
+        late.attach(Arc::new(move |e| {
+            if let Some(sh) = weak.upgrade() {
+                sh.on_event(e);
+            }
+        }));
+        tokio::spawn(runtime::sweep(Arc::downgrade(&shared)));
         ready_rx
             .await
             .map_err(|_| KernelError::Connect("connection closed during start".into()))?;
@@ -159,12 +159,7 @@ impl Kernel {
             manager.load(&id, factory, true);
         }
         tracing::info!(root = %config.root, data = %config.data_dir.display(), "kernel running");
-        Ok(Kernel {
-            shared,
-            stop: Some(stop_tx),
-            task,
-            manager,
-        })
+        Ok(Kernel { shared, manager })
     }
 
     /// The in-process plugin manager.
@@ -183,12 +178,11 @@ impl Kernel {
 
     /// Stops plugins (each within its time limit), finishes every durable write, publishes
     /// the kernel's `offline` status and disconnects.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         self.manager.shutdown().await;
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = (&mut self.task).await;
+        self.shared
+            .stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shared.persist.stop().await;
         if let Err(e) = self.shared.db.flush_async().await {
             tracing::error!(error = %e, "final database flush failed");

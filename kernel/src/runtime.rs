@@ -1,9 +1,10 @@
-//! The kernel's main loop: one task that receives every call, reply, state command and
-//! plugin announcement under the root and routes it. Reads and registry changes are
-//! answered from this task; durable writes go to the persistence writer; slow lifecycle
-//! operations get a task of their own. Nothing here waits on a client.
+//! The kernel's message handling: every call, reply, state command and plugin announcement
+//! under the root is routed in line, on the connection's own task (the broker's drain
+//! task when embedded), with no task hop per message. Reads and registry changes are
+//! answered there; durable writes go to the persistence writer; slow lifecycle operations
+//! get a task of their own. Nothing here waits on a client.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use hcore_client::protocol::{
     now_ms, validate_state_key, Manifest, Parsed, PluginStatus, Request, RpcError, Topics,
     DEFAULT_TIMEOUT_MS, IDENTITY_PROPERTY, KERNEL_SERVICES,
 };
-use hcore_client::transport::{Event, Events, Link, Message, Outgoing};
+use hcore_client::transport::{Event, Link, Message, Outgoing};
 use hcore_client::ErrorCode;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -42,33 +43,25 @@ pub(crate) struct Shared {
     pub started: Instant,
     pub session: AtomicU64,
     pub ratelog: RateLog,
+    /// Set once shutdown begins: messages are no longer handled.
+    pub stopped: AtomicBool,
+    /// Told when the first connection is set up.
+    pub ready: Mutex<Option<oneshot::Sender<()>>>,
 }
 
-/// Runs until `stop` fires or the connection ends.
-pub(crate) async fn run(
-    sh: Arc<Shared>,
-    mut events: Events,
-    mut stop: oneshot::Receiver<()>,
-    mut ready: Option<oneshot::Sender<()>>,
-) {
-    let mut sweep = tokio::time::interval(Duration::from_secs(1));
+/// Forgets answered-or-expired calls once a second until the kernel stops.
+pub(crate) async fn sweep(sh: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        tokio::select! {
-            _ = &mut stop => break,
-            e = events.recv() => match e {
-                None | Some(Event::Closed) => break,
-                Some(Event::Connected { session }) => {
-                    sh.on_connected(session).await;
-                    if let Some(r) = ready.take() {
-                        let _ = r.send(());
-                    }
-                }
-                Some(Event::Message(m)) => sh.on_message(m).await,
-            },
-            _ = sweep.tick() => {
-                sh.pending.lock().unwrap_or_else(|e| e.into_inner()).sweep(now_ms());
-            }
+        tick.tick().await;
+        let Some(sh) = sh.upgrade() else { break };
+        if sh.stopped.load(Ordering::Relaxed) {
+            break;
         }
+        sh.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sweep(now_ms());
     }
 }
 
@@ -79,8 +72,36 @@ impl Shared {
         }
     }
 
-    async fn reply(&self, to: &ReplyTo, outcome: Result<Value, RpcError>) {
-        self.publish(reply_message(to, outcome)).await;
+    /// Publishes from the connection's task: at once if the link takes it, else later.
+    fn publish_now(self: &Arc<Self>, m: Outgoing) {
+        if let Err(m) = self.link.try_publish(m) {
+            let sh = self.clone();
+            tokio::spawn(async move { sh.publish(m).await });
+        }
+    }
+
+    fn reply(self: &Arc<Self>, to: &ReplyTo, outcome: Result<Value, RpcError>) {
+        self.publish_now(reply_message(to, outcome));
+    }
+
+    /// Handles one event from the connection, in line.
+    pub fn on_event(self: &Arc<Self>, e: Event) {
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
+        match e {
+            Event::Connected { session } => {
+                let sh = self.clone();
+                tokio::spawn(async move {
+                    sh.on_connected(session).await;
+                    if let Some(r) = sh.ready.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                        let _ = r.send(());
+                    }
+                });
+            }
+            Event::Message(m) => self.on_message(m),
+            Event::Closed => tracing::error!("the kernel's broker connection closed"),
+        }
     }
 
     pub fn status(&self, state: &str) -> Outgoing {
@@ -137,7 +158,7 @@ impl Shared {
         self.publish(self.status("online")).await;
     }
 
-    async fn on_message(self: &Arc<Self>, m: Message) {
+    fn on_message(self: &Arc<Self>, m: Message) {
         match self.topics.parse(&m.topic) {
             Some(Parsed::Call {
                 caller,
@@ -146,7 +167,7 @@ impl Shared {
             }) => {
                 let (caller, service, method) =
                     (caller.to_string(), service.to_string(), method.to_string());
-                self.on_call(&caller, &service, &method, &m).await;
+                self.on_call(&caller, &service, &method, &m);
             }
             Some(Parsed::Reply { caller }) => {
                 if m.user_property(IDENTITY_PROPERTY) == Some(KERNEL_ID) {
@@ -165,7 +186,7 @@ impl Shared {
             }
             Some(Parsed::PluginStatus { id }) => {
                 let id = id.to_string();
-                self.on_status(&id, &m).await;
+                self.on_status(&id, &m);
             }
             Some(Parsed::PluginManifest { id }) => {
                 if m.payload.is_empty() {
@@ -186,7 +207,7 @@ impl Shared {
         }
     }
 
-    async fn on_call(self: &Arc<Self>, caller: &str, service: &str, method: &str, m: &Message) {
+    fn on_call(self: &Arc<Self>, caller: &str, service: &str, method: &str, m: &Message) {
         if m.retain {
             self.ratelog
                 .warn(&format!("retained call on {} ignored", m.topic));
@@ -217,8 +238,7 @@ impl Shared {
                 Err(RpcError::bad_request(format!(
                     "request is not valid: {reason}"
                 ))),
-            )
-            .await;
+            );
             return;
         };
         let wanted = req.reply_to.clone().or_else(|| m.response_topic.clone());
@@ -274,7 +294,7 @@ impl Shared {
                 Outcome::Later => return,
             }
         };
-        self.reply(&to, outcome).await;
+        self.reply(&to, outcome);
     }
 
     /// `<root>/state/<key>/set`: the payload is the new value (empty: delete).
@@ -327,7 +347,7 @@ impl Shared {
         }
     }
 
-    async fn on_status(&self, id: &str, m: &Message) {
+    fn on_status(self: &Arc<Self>, id: &str, m: &Message) {
         if m.payload.is_empty() {
             return;
         }
@@ -370,7 +390,7 @@ impl Shared {
                         ErrorCode::Unavailable,
                         format!("the provider of {} went offline during the call", f.method),
                     );
-                    self.reply(&f.reply, Err(err)).await;
+                    self.reply(&f.reply, Err(err));
                 }
             }
         }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use crate::error::ClientError;
 use crate::events::{EventSender, Subscription};
 use crate::protocol::{Manifest, PluginStatus, Reply, Topics, DEFAULT_ROOT, DEFAULT_TIMEOUT_MS};
 use crate::rpc::Handler;
-use crate::transport::{Event, Link, Liveness, Message, Outgoing, Sink, TcpOptions};
+use crate::transport::{Event, LateSink, Link, Liveness, Message, Outgoing, TcpOptions};
 
 /// How a client identifies itself and behaves.
 #[derive(Debug, Clone)]
@@ -78,54 +78,6 @@ pub(crate) struct Inner {
     ready: Mutex<Option<oneshot::Sender<Result<(), ClientError>>>>,
 }
 
-/// Hands transport events to the client once it exists; events that arrive while it is
-/// being built (the first `Connected`) wait, in order.
-#[derive(Default)]
-struct EventRouter {
-    state: Mutex<RouterState>,
-}
-
-enum RouterState {
-    Early(Vec<Event>),
-    Ready(Weak<Inner>),
-}
-
-impl Default for RouterState {
-    fn default() -> Self {
-        RouterState::Early(Vec::new())
-    }
-}
-
-impl EventRouter {
-    fn sink(self: &Arc<Self>) -> Sink {
-        let me = self.clone();
-        Arc::new(move |e| me.route(e))
-    }
-
-    fn route(&self, e: Event) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match &mut *state {
-            RouterState::Early(queue) => queue.push(e),
-            RouterState::Ready(inner) => {
-                if let Some(inner) = inner.upgrade() {
-                    inner.on_event(e);
-                }
-            }
-        }
-    }
-
-    fn ready(&self, inner: &Arc<Inner>) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let RouterState::Early(queue) =
-            std::mem::replace(&mut *state, RouterState::Ready(Arc::downgrade(inner)))
-        {
-            for e in queue {
-                inner.on_event(e);
-            }
-        }
-    }
-}
-
 /// A connection to hcore. Cheap to clone; every clone is the same client.
 #[derive(Clone)]
 pub struct Client {
@@ -142,9 +94,9 @@ impl Client {
         tcp.username = options.username.clone();
         tcp.password = options.password.clone();
         let liveness = liveness(&options);
-        let router = Arc::new(EventRouter::default());
-        let link = Link::connect_tcp(&options.id, &tcp, liveness, router.sink()).await?;
-        Client::start(link, router, options).await
+        let late = LateSink::new();
+        let link = Link::connect_tcp(&options.id, &tcp, liveness, late.sink()).await?;
+        Client::start(link, late, options).await
     }
 
     /// Connects in-process to the embedded broker: same API, no TCP.
@@ -155,14 +107,14 @@ impl Client {
     ) -> Result<Client, ClientError> {
         crate::protocol::validate_id(&options.id)?;
         let liveness = liveness(&options);
-        let router = Arc::new(EventRouter::default());
-        let link = Link::connect_in_process(broker, &options.id, liveness, router.sink()).await?;
-        Client::start(link, router, options).await
+        let late = LateSink::new();
+        let link = Link::connect_in_process(broker, &options.id, liveness, late.sink()).await?;
+        Client::start(link, late, options).await
     }
 
     async fn start(
         link: Link,
-        router: Arc<EventRouter>,
+        late: Arc<LateSink>,
         options: ClientOptions,
     ) -> Result<Client, ClientError> {
         let topics = Topics::new(&options.root);
@@ -182,7 +134,12 @@ impl Client {
             closed: AtomicBool::new(false),
             ready: Mutex::new(Some(ready_tx)),
         });
-        router.ready(&inner);
+        let weak = Arc::downgrade(&inner);
+        late.attach(Arc::new(move |e| {
+            if let Some(inner) = weak.upgrade() {
+                inner.on_event(e);
+            }
+        }));
         ready_rx
             .await
             .map_err(|_| ClientError::Connect("connection closed during setup".into()))??;

@@ -50,16 +50,21 @@ impl LocalLink {
     }
 
     pub async fn publish(&self, out: Outgoing) -> Result<(), ClientError> {
-        let mut m = BrokerMessage::new(out.topic, out.payload)
-            .retained(out.retain)
-            .with_qos(QoS::from_u8(out.qos).unwrap_or(QoS::AtLeastOnce));
-        if let Some(c) = out.correlation {
-            m = m.with_properties(Properties {
-                correlation_data: Some(c),
-                ..Default::default()
-            });
-        }
-        self.client.publish(m).await.map_err(broker_error)
+        self.client
+            .publish(broker_message(out))
+            .await
+            .map_err(broker_error)
+    }
+
+    pub fn try_publish(&self, out: Outgoing) -> Result<(), Outgoing> {
+        let (topic, payload) = (out.topic.clone(), out.payload.clone());
+        self.client
+            .try_publish(broker_message(out.clone()))
+            .map_err(|_| Outgoing {
+                topic,
+                payload,
+                ..out
+            })
     }
 
     pub async fn subscribe(&self, filter: &str) -> Result<(), ClientError> {
@@ -76,6 +81,19 @@ impl LocalLink {
 
     pub async fn disconnect(&self) -> Result<(), ClientError> {
         self.client.disconnect().await.map_err(broker_error)
+    }
+}
+
+fn broker_message(out: Outgoing) -> BrokerMessage {
+    let m = BrokerMessage::new(out.topic, out.payload)
+        .retained(out.retain)
+        .with_qos(QoS::from_u8(out.qos).unwrap_or(QoS::AtLeastOnce));
+    match out.correlation {
+        Some(c) => m.with_properties(Properties {
+            correlation_data: Some(c),
+            ..Default::default()
+        }),
+        None => m,
     }
 }
 

@@ -63,6 +63,56 @@ pub enum Event {
 /// transport's own task (the broker's for in-process links), so it must not block.
 pub type Sink = std::sync::Arc<dyn Fn(Event) + Send + Sync>;
 
+/// A sink for a consumer that does not exist yet when the connection is made: events
+/// wait, in order, until `attach`, and then flow straight through.
+#[derive(Default)]
+pub struct LateSink {
+    state: std::sync::Mutex<LateState>,
+}
+
+enum LateState {
+    Early(Vec<Event>),
+    Attached(Sink),
+}
+
+impl Default for LateState {
+    fn default() -> Self {
+        LateState::Early(Vec::new())
+    }
+}
+
+impl LateSink {
+    pub fn new() -> std::sync::Arc<LateSink> {
+        std::sync::Arc::new(LateSink::default())
+    }
+
+    /// The sink to give the connection.
+    pub fn sink(self: &std::sync::Arc<Self>) -> Sink {
+        let me = self.clone();
+        std::sync::Arc::new(move |e| me.deliver(e))
+    }
+
+    fn deliver(&self, e: Event) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &mut *state {
+            LateState::Early(queue) => queue.push(e),
+            LateState::Attached(target) => target(e),
+        }
+    }
+
+    /// Delivers the waiting events to `target`, then everything that follows.
+    pub fn attach(&self, target: Sink) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let LateState::Early(queue) =
+            std::mem::replace(&mut *state, LateState::Attached(target.clone()))
+        {
+            for e in queue {
+                target(e);
+            }
+        }
+    }
+}
+
 /// Events delivered through a channel, for a consumer that handles them asynchronously.
 pub struct Events(tokio::sync::mpsc::UnboundedReceiver<Event>);
 
@@ -126,6 +176,16 @@ impl Link {
             LinkKind::Tcp(l) => l.publish(out).await,
             #[cfg(feature = "in-process")]
             LinkKind::Local(l) => l.publish(out).await,
+        }
+    }
+
+    /// Publishes without waiting (for use inside a sink); gives the message back when it
+    /// cannot be handed over at once.
+    pub fn try_publish(&self, out: Outgoing) -> Result<(), Outgoing> {
+        match &self.0 {
+            LinkKind::Tcp(l) => l.try_publish(out),
+            #[cfg(feature = "in-process")]
+            LinkKind::Local(l) => l.try_publish(out),
         }
     }
 

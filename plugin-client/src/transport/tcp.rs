@@ -148,6 +148,22 @@ impl TcpLink {
         result.map_err(|e| ClientError::Transport(e.to_string()))
     }
 
+    pub fn try_publish(&self, out: Outgoing) -> Result<(), Outgoing> {
+        let props = PublishProperties {
+            correlation_data: out.correlation.clone(),
+            ..Default::default()
+        };
+        self.client
+            .try_publish_with_properties(
+                out.topic.clone(),
+                qos(out.qos),
+                out.retain,
+                out.payload.clone(),
+                props,
+            )
+            .map_err(|_| out)
+    }
+
     pub async fn subscribe(&self, filter: &str) -> Result<(), ClientError> {
         self.client
             .subscribe(filter, QoS::AtLeastOnce)

@@ -142,7 +142,20 @@ async fn bench() {
     let w32 = storage_writes(&url, 32, Duration::from_secs(3)).await;
     let rss = rss_mb(hcore.id());
 
-    let inproc = Stats(in_process_rpc().await);
+    // The in-process case gets its own single-threaded runtime, as an embedding
+    // application on a small device would run it.
+    let inproc = Stats(
+        tokio::task::spawn_blocking(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(in_process_rpc())
+        })
+        .await
+        .unwrap(),
+    );
+    let inproc_mt = Stats(in_process_rpc().await);
 
     let _ = hcore.kill();
     let _ = hcore.wait();
@@ -158,7 +171,14 @@ async fn bench() {
     row("raw QoS0 ping-pong through mosquitto", &raw_m);
     row("RPC state.get, SDK over TCP", &rpc);
     row("RPC state.get, raw MQTT 3.1.1 client (no SDK)", &raw_rpc);
-    row("RPC state.get, SDK in-process", &inproc);
+    row(
+        "RPC state.get, SDK in-process (current-thread runtime)",
+        &inproc,
+    );
+    row(
+        "RPC state.get, SDK in-process (2-worker runtime)",
+        &inproc_mt,
+    );
     row("state.set -> subscriber sees retained update", &retained);
     println!(
         "RPC p50 / raw ping-pong p50 (same broker): {:.2}   vs mosquitto ping-pong: {:.2}",

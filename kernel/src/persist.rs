@@ -86,24 +86,32 @@ async fn writer(db: sled::Db, link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<M
             }
         }
         let done: Vec<Done> = batch.drain(..).map(|job| job()).collect();
-        let flushed = db.flush_async().await;
+        // One flush for the whole batch, on tokio's blocking pool (sled's flush_async
+        // may start a thread per call).
+        let flush_db = db.clone();
+        let flushed = match tokio::task::spawn_blocking(move || flush_db.flush()).await {
+            Ok(r) => r.map(|_| ()),
+            Err(e) => Err(sled::Error::ReportableBug(format!(
+                "flush task failed: {e}"
+            ))),
+        };
         if let Err(e) = &flushed {
             tracing::error!(error = %e, "database flush failed; writes are reported as failed");
         }
         for d in done {
             match &flushed {
-                Ok(_) => {
+                Ok(()) => {
                     for m in d.effects {
-                        let _ = link.publish(m).await;
+                        publish(&link, m).await;
                     }
                     if let Some((to, outcome)) = d.reply {
-                        let _ = link.publish(reply_message(&to, outcome)).await;
+                        publish(&link, reply_message(&to, outcome)).await;
                     }
                 }
                 Err(e) => {
                     if let Some((to, _)) = d.reply {
                         let err = RpcError::internal(format!("write not durable: {e}"));
-                        let _ = link.publish(reply_message(&to, Err(err))).await;
+                        publish(&link, reply_message(&to, Err(err))).await;
                     }
                 }
             }
@@ -113,5 +121,12 @@ async fn writer(db: sled::Db, link: Arc<Link>, mut rx: mpsc::UnboundedReceiver<M
             let _ = ack.send(());
             return;
         }
+    }
+}
+
+/// Publishes without waiting when the link takes it at once.
+async fn publish(link: &Link, m: Outgoing) {
+    if let Err(m) = link.try_publish(m) {
+        let _ = link.publish(m).await;
     }
 }

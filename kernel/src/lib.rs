@@ -15,6 +15,7 @@ mod ratelog;
 mod registry;
 mod runtime;
 mod services;
+pub mod settings;
 mod state_engine;
 mod storage;
 

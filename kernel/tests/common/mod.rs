@@ -277,9 +277,15 @@ use tokio::process::{Child, Command};
 
 /// Starts `hcore run` on a free port; returns the process and its MQTT URL.
 pub async fn spawn_hcore(data: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hcore"))
-        .args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hcore"));
+    c.args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data);
+    spawn_with(c).await
+}
+
+/// Spawns a prepared `hcore run` command and waits until it serves.
+pub async fn spawn_with(mut c: Command) -> (Child, String) {
+    let mut child = c
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

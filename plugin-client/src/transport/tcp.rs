@@ -60,6 +60,8 @@ impl TcpOptions {
 pub(super) struct TcpLink {
     client: AsyncClient,
     task: tokio::task::JoinHandle<()>,
+    /// Set by `disconnect`: the event loop stops instead of reconnecting.
+    closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl TcpLink {
@@ -101,6 +103,8 @@ impl TcpLink {
             }
         }
         sink(Event::Connected { session });
+        let closing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = closing.clone();
         let task = tokio::spawn(async move {
             let mut backoff = BACKOFF_FIRST;
             loop {
@@ -114,6 +118,10 @@ impl TcpLink {
                         sink(Event::Connected { session });
                     }
                     Ok(_) => {}
+                    Err(_) if stop.load(std::sync::atomic::Ordering::SeqCst) => {
+                        sink(Event::Closed);
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, retry_in = ?backoff, "broker connection lost; reconnecting");
                         tokio::time::sleep(backoff).await;
@@ -124,7 +132,11 @@ impl TcpLink {
                 }
             }
         });
-        Ok(TcpLink { client, task })
+        Ok(TcpLink {
+            client,
+            task,
+            closing,
+        })
     }
 
     pub async fn publish(&self, out: Outgoing) -> Result<(), ClientError> {
@@ -179,6 +191,8 @@ impl TcpLink {
     }
 
     pub async fn disconnect(&self) -> Result<(), ClientError> {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let result = self
             .client
             .disconnect()

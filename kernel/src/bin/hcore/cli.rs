@@ -23,6 +23,20 @@ pub struct Cli {
 pub enum Command {
     /// Run the broker, the kernel and the configured in-process plugins.
     Run(RunArgs),
+    /// Start everything in-process on a free port and walk through what hcore does.
+    Demo(DemoArgs),
+    /// Publish a message.
+    Pub(PubArgs),
+    /// Print messages (event envelopes and state records pretty-printed).
+    Sub(SubArgs),
+    /// Call `service.method` with JSON params and print the result.
+    Call(CallArgs),
+    /// Read and write the kernel's state.
+    State(StateArgs),
+    /// Read and write this client's storage namespace.
+    Storage(StorageArgs),
+    /// List, start and stop plugins.
+    Plugins(PluginsArgs),
     /// Print the version.
     Version,
 }
@@ -44,4 +58,127 @@ pub struct RunArgs {
     /// Load a bundled in-process plugin (repeatable), e.g. `example`.
     #[arg(long)]
     pub plugin: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Pause between steps, milliseconds (time to watch with mosquitto_sub).
+    #[arg(long, default_value_t = 700)]
+    pub pace_ms: u64,
+}
+
+/// How to reach a running hcore.
+#[derive(Debug, Clone, Args)]
+pub struct Conn {
+    /// Broker URL.
+    #[arg(
+        long,
+        env = "HCORE_URL",
+        default_value = "mqtt://127.0.0.1:1883",
+        global = true
+    )]
+    pub url: String,
+    #[arg(long, env = "HCORE_USERNAME", global = true)]
+    pub username: Option<String>,
+    #[arg(long, env = "HCORE_PASSWORD", global = true, hide_env_values = true)]
+    pub password: Option<String>,
+    /// Client id: the identity of calls and the storage namespace.
+    #[arg(long = "id", id = "client_id", default_value = "cli", global = true)]
+    pub client_id: String,
+    /// How long to wait for a reply, seconds.
+    #[arg(long, default_value_t = 5.0, global = true)]
+    pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct PubArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    pub topic: String,
+    pub payload: String,
+    /// Retain the message.
+    #[arg(long)]
+    pub retain: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SubArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    /// Topic filters (default: everything under the root).
+    pub filters: Vec<String>,
+    /// Print `topic payload` lines, unformatted.
+    #[arg(long)]
+    pub raw: bool,
+    /// Exit after this many messages.
+    #[arg(long, short = 'C')]
+    pub count: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    /// `service.method`.
+    pub method: String,
+    /// Params as JSON (default `{}`).
+    pub params: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    #[command(subcommand)]
+    pub op: StateOp,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateOp {
+    /// Print the record at a key.
+    Get { key: String },
+    /// Write a JSON value.
+    Set {
+        key: String,
+        value: String,
+        /// Only if the current version is this (0: must not exist).
+        #[arg(long)]
+        expect_version: Option<u64>,
+    },
+    /// Delete a key.
+    Delete { key: String },
+    /// List keys with a prefix.
+    List { prefix: Option<String> },
+}
+
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    #[command(subcommand)]
+    pub op: StorageOp,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StorageOp {
+    Get { key: String },
+    Set { key: String, value: String },
+    Delete { key: String },
+    List { prefix: Option<String> },
+}
+
+#[derive(Debug, Args)]
+pub struct PluginsArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    #[command(subcommand)]
+    pub op: PluginsOp,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsOp {
+    List,
+    Start { id: String },
+    Stop { id: String },
+    Restart { id: String },
 }

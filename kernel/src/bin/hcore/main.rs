@@ -1,8 +1,9 @@
 //! `hcore`: a thin binary over the broker, kernel and SDK crates.
 
 mod cli;
+mod commands;
+mod demo;
 mod run;
-mod settings;
 
 use std::io::IsTerminal;
 
@@ -32,21 +33,35 @@ fn main() {
         Err(e) => fail(&format!("cannot start the async runtime: {e}")),
     };
     let result = runtime.block_on(async {
+        use commands::Failure;
         match cli.command {
-            cli::Command::Run(args) => run::run(args).await,
+            cli::Command::Run(args) => run::run(args).await.map_err(Failure::from),
+            cli::Command::Demo(args) => demo::demo(args).await.map_err(Failure::from),
+            cli::Command::Pub(args) => commands::publish(args).await,
+            cli::Command::Sub(args) => commands::subscribe(args).await,
+            cli::Command::Call(args) => commands::call(args).await,
+            cli::Command::State(args) => commands::state(args).await,
+            cli::Command::Storage(args) => commands::storage(args).await,
+            cli::Command::Plugins(args) => commands::plugins(args).await,
             cli::Command::Version => {
                 println!("hcore {}", env!("CARGO_PKG_VERSION"));
                 Ok(())
             }
         }
     });
-    if let Err(e) = result {
-        fail(&e);
+    // Commands end the process without waiting for background tasks (reconnect loops).
+    runtime.shutdown_background();
+    if let Err(commands::Failure(message, code)) = result {
+        fail_with(&message, code);
     }
 }
 
 /// One clear line on stderr and a non-zero exit: no panic, no backtrace.
 fn fail(message: &str) -> ! {
+    fail_with(message, 1)
+}
+
+fn fail_with(message: &str, code: i32) -> ! {
     eprintln!("hcore: {message}");
-    std::process::exit(1);
+    std::process::exit(code);
 }

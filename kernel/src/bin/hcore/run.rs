@@ -8,7 +8,7 @@ use hcore_broker::{Broker, ListenerConfig};
 use hcore_kernel::{Connection, Kernel, KernelPolicy, PluginFactory};
 
 use crate::cli::RunArgs;
-use crate::settings::{default_data_dir, Settings};
+use hcore_kernel::settings::{default_data_dir, Settings};
 
 /// The plugins this binary can load in-process, by name.
 pub fn bundled(name: &str) -> Option<PluginFactory> {

@@ -1,0 +1,198 @@
+//! Client commands against a running hcore: pub, sub, call, state, storage, plugins.
+//! Each prints JSON (or readable lines for `sub`) on stdout; failures are one line on
+//! stderr and a non-zero exit code (2 for an RPC error, with its code).
+
+use std::time::Duration;
+
+use hcore_client::{CallOptions, Client, ClientError, ClientOptions, IncomingEvent};
+use serde_json::{json, Value};
+
+use crate::cli::{
+    CallArgs, Conn, PluginsArgs, PluginsOp, PubArgs, StateArgs, StateOp, StorageArgs, StorageOp,
+    SubArgs,
+};
+
+/// A command failure: the message and the exit code.
+pub struct Failure(pub String, pub i32);
+
+impl From<String> for Failure {
+    fn from(s: String) -> Failure {
+        Failure(s, 1)
+    }
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        match e {
+            ClientError::Rpc(r) => Failure(format!("{}: {}", r.code, r.message), 2),
+            other => Failure(other.to_string(), 1),
+        }
+    }
+}
+
+async fn connect(conn: &Conn) -> Result<Client, Failure> {
+    let mut options = ClientOptions::new(conn.client_id.clone()).quiet();
+    options.username = conn.username.clone();
+    options.password = conn.password.clone();
+    options.timeout = Duration::from_secs_f64(conn.timeout.max(0.1));
+    Ok(Client::connect(&conn.url, options).await?)
+}
+
+fn parse_json(what: &str, text: &str) -> Result<Value, Failure> {
+    serde_json::from_str(text)
+        .map_err(|e| Failure(format!("{what} is not valid JSON ({e}): {text}"), 1))
+}
+
+fn print(v: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+    );
+}
+
+pub async fn publish(args: PubArgs) -> Result<(), Failure> {
+    let client = connect(&args.conn).await?;
+    client
+        .publish_raw(&args.topic, args.payload.into_bytes(), args.retain)
+        .await?;
+    client.shutdown().await?;
+    Ok(())
+}
+
+pub async fn subscribe(args: SubArgs) -> Result<(), Failure> {
+    let mut conn = args.conn.clone();
+    if conn.client_id == "cli" {
+        // Keep `hcore sub` from taking over a concurrent `hcore call`'s connection.
+        conn.client_id = format!("cli-sub-{}", std::process::id());
+    }
+    let client = connect(&conn).await?;
+    let root = client.topics().root().to_string();
+    let filters = if args.filters.is_empty() {
+        vec![format!("{root}/#")]
+    } else {
+        args.filters
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for f in &filters {
+        let mut sub = client.subscribe(f).await?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut seen = 0;
+    while let Some(m) = rx.recv().await {
+        if args.raw {
+            println!("{} {}", m.topic, String::from_utf8_lossy(&m.payload));
+        } else {
+            println!("{}", pretty(&root, &m));
+        }
+        seen += 1;
+        if args.count.is_some_and(|c| seen >= c) {
+            break;
+        }
+    }
+    client.shutdown().await?;
+    Ok(())
+}
+
+/// One readable line for a message.
+fn pretty(root: &str, m: &IncomingEvent) -> String {
+    let retained = if m.retain { " (retained)" } else { "" };
+    if let Some(e) = &m.envelope {
+        let name = m.topic.splitn(4, '/').nth(3).unwrap_or(&m.topic);
+        let parent = e
+            .parent
+            .as_deref()
+            .map(|p| format!(" parent={p}"))
+            .unwrap_or_default();
+        return format!(
+            "event {name} from {}{retained}: {} (id={}{parent})",
+            e.source, e.data, e.id
+        );
+    }
+    let json = m.json();
+    if let (Some(key), Some(rec)) = (m.topic.strip_prefix(&format!("{root}/state/")), &json) {
+        if rec.get("version").is_some() {
+            return format!(
+                "state {key} = {} (v{} by {}){retained}",
+                rec["value"],
+                rec["version"],
+                rec["source"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    match json {
+        Some(v) => format!("{}{retained} {v}", m.topic),
+        None => format!(
+            "{}{retained} {}",
+            m.topic,
+            String::from_utf8_lossy(&m.payload)
+        ),
+    }
+}
+
+async fn call_print(conn: &Conn, method: &str, params: Value) -> Result<(), Failure> {
+    let client = connect(conn).await?;
+    let result = client
+        .call_with(method, params, CallOptions::default())
+        .await;
+    let _ = client.shutdown().await;
+    print(&result?);
+    Ok(())
+}
+
+pub async fn call(args: CallArgs) -> Result<(), Failure> {
+    let params = match &args.params {
+        Some(p) => parse_json("params", p)?,
+        None => json!({}),
+    };
+    call_print(&args.conn, &args.method, params).await
+}
+
+pub async fn state(args: StateArgs) -> Result<(), Failure> {
+    let (method, params) = match args.op {
+        StateOp::Get { key } => ("state.get", json!({ "key": key })),
+        StateOp::Set {
+            key,
+            value,
+            expect_version,
+        } => {
+            let value = parse_json("value", &value)?;
+            (
+                "state.set",
+                json!({ "key": key, "value": value, "expected_version": expect_version }),
+            )
+        }
+        StateOp::Delete { key } => ("state.delete", json!({ "key": key })),
+        StateOp::List { prefix } => ("state.list", json!({ "prefix": prefix })),
+    };
+    call_print(&args.conn, method, params).await
+}
+
+pub async fn storage(args: StorageArgs) -> Result<(), Failure> {
+    let (method, params) = match args.op {
+        StorageOp::Get { key } => ("storage.get", json!({ "key": key })),
+        StorageOp::Set { key, value } => (
+            "storage.set",
+            json!({ "key": key, "value": parse_json("value", &value)? }),
+        ),
+        StorageOp::Delete { key } => ("storage.delete", json!({ "key": key })),
+        StorageOp::List { prefix } => ("storage.list", json!({ "prefix": prefix })),
+    };
+    call_print(&args.conn, method, params).await
+}
+
+pub async fn plugins(args: PluginsArgs) -> Result<(), Failure> {
+    let (method, params) = match args.op {
+        PluginsOp::List => ("plugins.list", json!({})),
+        PluginsOp::Start { id } => ("plugins.start", json!({ "id": id })),
+        PluginsOp::Stop { id } => ("plugins.stop", json!({ "id": id })),
+        PluginsOp::Restart { id } => ("plugins.restart", json!({ "id": id })),
+    };
+    call_print(&args.conn, method, params).await
+}

@@ -1,0 +1,343 @@
+//! The `hcore` binary as a user meets it: client commands against a running `hcore run`,
+//! the demo, graceful shutdown under load, and user errors as one clear line.
+
+mod common;
+
+use std::process::Output;
+
+use common::*;
+use hcore_client::{Client, ClientOptions};
+use serde_json::{json, Value};
+
+fn hcore() -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hcore"));
+    c.env_remove("RUST_LOG").kill_on_drop(true);
+    c
+}
+
+async fn cli(url: &str, args: &[&str]) -> Output {
+    let mut c = hcore();
+    c.args(args).args(["--url", url]);
+    tokio::time::timeout(WAIT, c.output())
+        .await
+        .expect("command finished")
+        .unwrap()
+}
+
+fn stdout_json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout {:?} stderr {:?} status {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            o.status
+        )
+    })
+}
+
+/// A user error: non-zero exit, one `hcore: ...` line at the end of stderr, no panic.
+fn one_line_error(o: &Output, code: i32, contains: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("hcore: ") && last.contains(contains),
+        "last line: {last:?} (want {contains:?}); stderr: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_against_a_running_hcore() {
+    init_tracing();
+    let dir = TempDir::new();
+    let (mut run, url) = spawn_hcore(&dir.0).await;
+
+    let v = hcore().arg("version").output().await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout).trim(),
+        format!("hcore {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let o = cli(
+        &url,
+        &["call", "state.set", r#"{"key":"cli/x","value":{"n":1}}"#],
+    )
+    .await;
+    assert_eq!(stdout_json(&o), json!({"version": 1, "changed": true}));
+    let o = cli(&url, &["state", "get", "cli/x"]).await;
+    assert_eq!(stdout_json(&o)["value"], json!({"n": 1}));
+    let o = cli(&url, &["state", "set", "cli/x", "2"]).await;
+    assert_eq!(stdout_json(&o)["version"], 2);
+    let o = cli(
+        &url,
+        &["state", "set", "cli/x", "3", "--expect-version", "1"],
+    )
+    .await;
+    one_line_error(&o, 2, "conflict");
+    let o = cli(&url, &["state", "list", "cli/"]).await;
+    assert_eq!(stdout_json(&o)["items"][0]["key"], "cli/x");
+    let o = cli(&url, &["state", "delete", "cli/x"]).await;
+    assert_eq!(stdout_json(&o), json!({"deleted": true}));
+
+    let o = cli(&url, &["storage", "set", "token", r#""abc""#]).await;
+    assert!(o.status.success());
+    let o = cli(&url, &["storage", "get", "token"]).await;
+    assert_eq!(stdout_json(&o), json!({"value": "abc"}));
+    let o = cli(&url, &["storage", "list"]).await;
+    assert_eq!(stdout_json(&o)["items"][0]["key"], "token");
+    let o = cli(&url, &["storage", "delete", "token"]).await;
+    assert_eq!(stdout_json(&o), json!({"deleted": true}));
+
+    let o = cli(&url, &["call", "nobody.home"]).await;
+    one_line_error(&o, 2, "no_responders");
+    let o = cli(&url, &["call", "state.get", "{not json"]).await;
+    one_line_error(&o, 1, "not valid JSON");
+
+    // pub (retained) then sub sees it; sub pretty-prints events.
+    let o = cli(&url, &["pub", "--retain", "dev/door", "open"]).await;
+    assert!(o.status.success());
+    let o = cli(&url, &["sub", "--raw", "-C", "1", "dev/#"]).await;
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "dev/door open");
+    let mut sub = hcore();
+    sub.args(["sub", "-C", "1", "hc/event/#", "--url", &url])
+        .stdout(std::process::Stdio::piped());
+    let sub = sub.spawn().unwrap();
+    let emitter = Client::connect(&url, ClientOptions::new("emitter"))
+        .await
+        .unwrap();
+    let pretty = tokio::time::timeout(WAIT, async {
+        let mut sub = sub;
+        loop {
+            emitter
+                .publish_event("motion/hall", json!({"seen": true}))
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if let Ok(Some(status)) = sub.try_wait() {
+                assert!(status.success());
+                let mut out = String::new();
+                use tokio::io::AsyncReadExt;
+                sub.stdout
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut out)
+                    .await
+                    .unwrap();
+                break out;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        pretty.starts_with("event motion/hall from emitter"),
+        "{pretty}"
+    );
+
+    let _ = run.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_commands() {
+    init_tracing();
+    let dir = TempDir::new();
+    let mut run = hcore();
+    run.args([
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--plugin",
+        "example",
+        "--data-dir",
+    ])
+    .arg(&dir.0);
+    let (mut run, url) = spawn_with(run).await;
+    let admin = Client::connect(&url, ClientOptions::new("admin").quiet())
+        .await
+        .unwrap();
+    wait_registered(&admin, "example.hello", "example").await;
+    let o = cli(&url, &["plugins", "list"]).await;
+    let list = stdout_json(&o);
+    assert_eq!(list["plugins"][0]["id"], "example");
+    assert_eq!(list["plugins"][0]["state"], "running");
+    let o = cli(&url, &["plugins", "stop", "example"]).await;
+    assert_eq!(stdout_json(&o)["state"], "stopped");
+    let o = cli(&url, &["call", "example.hello"]).await;
+    one_line_error(&o, 2, "no_responders");
+    let o = cli(&url, &["plugins", "start", "example"]).await;
+    assert_eq!(stdout_json(&o)["state"], "running");
+    let o = cli(&url, &["call", "example.hello", r#"{"name":"cli"}"#]).await;
+    assert_eq!(stdout_json(&o)["greeting"], "Hello, cli!");
+    let _ = run.kill().await;
+}
+
+#[tokio::test]
+async fn demo_runs_and_explains_itself() {
+    let o = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        hcore().args(["demo", "--pace-ms", "0"]).output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for needle in [
+        "mosquitto_sub -p",
+        "received from demo",
+        "Hello, demo!",
+        "bad_request",
+        "no_responders",
+        "version 2, changed true",
+        "changed false",
+        "conflict",
+        "\"dark\"",
+        "state \"failed\"",
+        "restarts 1",
+        "Hello, again!",
+    ] {
+        assert!(out.contains(needle), "demo output lacks {needle:?}:\n{out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_writes_keeps_every_acknowledged_write() {
+    init_tracing();
+    let dir = TempDir::new();
+    let (run, url) = spawn_hcore(&dir.0).await;
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let c = Client::connect(&url, ClientOptions::new(format!("t{w}")).quiet())
+            .await
+            .unwrap();
+        let acked = acked.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0u64.. {
+                match c.storage().set(&format!("k{i}"), json!(i)).await {
+                    Ok(()) => acked.lock().unwrap().push((w, i)),
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    eventually(|| acked.lock().unwrap().len() >= 500).await;
+    let pid = run.id().unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let mut run = run;
+    let status = tokio::time::timeout(WAIT, run.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "hcore exits 0 on SIGTERM: {status}");
+    for w in writers {
+        let _ = tokio::time::timeout(WAIT, w).await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    let (mut run, url) = spawn_hcore(&dir.0).await;
+    for w in 0..8 {
+        let c = Client::connect(&url, ClientOptions::new(format!("t{w}")).quiet())
+            .await
+            .unwrap();
+        for (_, i) in acked.iter().filter(|(who, _)| *who == w) {
+            assert_eq!(
+                c.storage().get(&format!("k{i}")).await.unwrap(),
+                Some(json!(i))
+            );
+        }
+    }
+    let _ = run.kill().await;
+}
+
+#[tokio::test]
+async fn user_errors_are_one_clear_line() {
+    let dir = TempDir::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let run = |args: Vec<String>| async move {
+        let mut c = hcore();
+        c.args(&args);
+        tokio::time::timeout(WAIT, c.output())
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let data = dir.0.to_string_lossy().to_string();
+    let o = run(vec![
+        "run".into(),
+        "--listen".into(),
+        port.clone(),
+        "--data-dir".into(),
+        data.clone(),
+    ])
+    .await;
+    one_line_error(&o, 1, "cannot listen on");
+    let bad = dir.0.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "plugins = [\"example\"]\n[broker]\nmax_packet_size = \"huge\"\n",
+    )
+    .unwrap();
+    let o = run(vec![
+        "run".into(),
+        "--config".into(),
+        bad.to_string_lossy().into(),
+    ])
+    .await;
+    one_line_error(&o, 1, "line 3");
+    let o = run(vec![
+        "run".into(),
+        "--config".into(),
+        "/nonexistent/hcore.toml".into(),
+    ])
+    .await;
+    one_line_error(&o, 1, "cannot read config");
+    let o = run(vec![
+        "run".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        "/proc/hcore-cannot-write".into(),
+    ])
+    .await;
+    one_line_error(&o, 1, "storage at");
+    let o = run(vec![
+        "run".into(),
+        "--broker".into(),
+        "mqtt://127.0.0.1:1".into(),
+        "--data-dir".into(),
+        data.clone(),
+    ])
+    .await;
+    one_line_error(&o, 1, "cannot connect");
+    let o = run(vec![
+        "call".into(),
+        "state.get".into(),
+        "--url".into(),
+        "mqtt://127.0.0.1:1".into(),
+    ])
+    .await;
+    one_line_error(&o, 1, "cannot connect");
+    let o = run(vec![
+        "run".into(),
+        "--plugin".into(),
+        "nope".into(),
+        "--data-dir".into(),
+        data,
+    ])
+    .await;
+    one_line_error(&o, 1, "unknown plugin");
+    drop(taken);
+}

@@ -7,6 +7,8 @@
 //! * `<root>/state/<key>`: only the kernel; `<root>/state/<key>/set`: anyone.
 //! * `<root>/reply/...`: anyone may publish; `<root>/reply/<x>/...` is delivered only to
 //!   `x` (and the kernel), and only `x` may subscribe to it by name.
+//! * `<root>/call/<x>/storage/...` (storage requests carry the values written) is
+//!   delivered only to the kernel and `x`; other calls are visible to observers.
 //! * `<root>/kernel/...` and any other topic under the root: only the kernel.
 //! * The kernel's id and the ids of in-process plugins cannot be used by network clients.
 
@@ -100,6 +102,11 @@ impl Hooks for KernelPolicy {
         }
         match self.topics.parse(topic) {
             Some(Parsed::Reply { caller }) => caller == client.client_id,
+            Some(Parsed::Call {
+                caller,
+                service: "storage",
+                ..
+            }) => caller == client.client_id,
             _ => true,
         }
     }

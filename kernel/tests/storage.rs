@@ -110,13 +110,19 @@ async fn one_plugin_cannot_read_or_write_another_namespace() {
         Some(json!("s3cret")),
         "alice's value is untouched"
     );
+    // Writes carry the value in the request: those are private too.
+    alice
+        .storage()
+        .set("token2", json!("also secret"))
+        .await
+        .unwrap();
     alice.state().set("marker/done", json!(true)).await.unwrap();
     loop {
         let p = snoop.next().await;
         let topic = String::from_utf8_lossy(&p.topic).into_owned();
         assert!(
-            !topic.starts_with("hc/reply/alice"),
-            "snoop received alice's reply on {topic}"
+            !topic.starts_with("hc/reply/alice") && !topic.starts_with("hc/call/alice/storage"),
+            "snoop received alice's private message on {topic}"
         );
         if topic == "hc/state/marker/done" {
             break;

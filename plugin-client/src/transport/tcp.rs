@@ -59,6 +59,11 @@ impl TcpOptions {
 
 pub(super) struct TcpLink {
     client: AsyncClient,
+    /// SUBACKs arrive in the order the SUBSCRIBEs were sent: a subscriber takes a ticket
+    /// when it sends and waits until that many SUBACKs have arrived.
+    subscribes: tokio::sync::Mutex<()>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    subacks: tokio::sync::watch::Receiver<u64>,
     task: tokio::task::JoinHandle<()>,
     /// Set by `disconnect`: the event loop stops instead of reconnecting.
     closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -103,6 +108,9 @@ impl TcpLink {
             }
         }
         sink(Event::Connected { session });
+        let (suback_tx, subacks) = tokio::sync::watch::channel(0u64);
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sent_by_us = sent.clone();
         let closing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = closing.clone();
         let task = tokio::spawn(async move {
@@ -115,7 +123,14 @@ impl TcpLink {
                     }
                     Ok(RumqttEvent::Incoming(Packet::ConnAck(_))) => {
                         backoff = BACKOFF_FIRST;
+                        // SUBSCRIBEs lost with the old connection will never be acked;
+                        // the client subscribes everything again now.
+                        let sent = sent_by_us.load(std::sync::atomic::Ordering::SeqCst);
+                        suback_tx.send_modify(|n| *n = (*n).max(sent));
                         sink(Event::Connected { session });
+                    }
+                    Ok(RumqttEvent::Incoming(Packet::SubAck(_))) => {
+                        suback_tx.send_modify(|n| *n += 1);
                     }
                     Ok(_) => {}
                     Err(_) if stop.load(std::sync::atomic::Ordering::SeqCst) => {
@@ -134,6 +149,9 @@ impl TcpLink {
         });
         Ok(TcpLink {
             client,
+            subscribes: tokio::sync::Mutex::new(()),
+            sent,
+            subacks,
             task,
             closing,
         })
@@ -176,11 +194,24 @@ impl TcpLink {
             .map_err(|_| out)
     }
 
+    /// Subscribes and waits (at most 10 s) for the broker's SUBACK, so that messages
+    /// published after this returns are delivered.
     pub async fn subscribe(&self, filter: &str) -> Result<(), ClientError> {
-        self.client
-            .subscribe(filter, QoS::AtLeastOnce)
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))
+        let ticket = {
+            let _order = self.subscribes.lock().await;
+            self.client
+                .subscribe(filter, QoS::AtLeastOnce)
+                .await
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+        };
+        let mut acks = self.subacks.clone();
+        let acked =
+            tokio::time::timeout(Duration::from_secs(10), acks.wait_for(|n| *n >= ticket)).await;
+        if acked.is_err() {
+            tracing::warn!(filter, "no SUBACK within 10 s; continuing");
+        }
+        Ok(())
     }
 
     pub async fn unsubscribe(&self, filter: &str) -> Result<(), ClientError> {

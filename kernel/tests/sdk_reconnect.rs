@@ -1,0 +1,74 @@
+//! The SDK over TCP survives a kernel restart: it reconnects with backoff, subscribes
+//! again, provides its methods again and re-announces itself with a new session.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hcore_client::{Client, ClientOptions};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_resubscribes_reprovides_and_reannounces() {
+    init_tracing();
+    let dir = TempDir::new();
+    let (mut first, url) = spawn_hcore(&dir.0).await;
+    let addr = url.trim_start_matches("mqtt://").to_string();
+    let plugin = Client::connect(&url, ClientOptions::new("survivor"))
+        .await
+        .unwrap();
+    plugin
+        .provide("survivor.ping", |_| async { Ok(json!("pong")) })
+        .await
+        .unwrap();
+    let mut events = plugin.subscribe("hc/event/+/tick").await.unwrap();
+    let session = plugin.session();
+
+    // The whole hcore goes away and comes back on the same address.
+    kill9(&mut first).await;
+    let mut again = tokio::process::Command::new(env!("CARGO_BIN_EXE_hcore"));
+    again
+        .args(["run", "--listen", &addr, "--data-dir"])
+        .arg(&dir.0);
+    let (mut second, _) = spawn_with(again).await;
+
+    let caller = Client::connect(&url, ClientOptions::new("caller").quiet())
+        .await
+        .unwrap();
+    wait_registered(&caller, "survivor.ping", "survivor").await;
+    assert_eq!(
+        caller.call("survivor.ping", json!({})).await.unwrap(),
+        "pong"
+    );
+    assert!(
+        plugin.session() > session,
+        "a new session number after reconnecting"
+    );
+    let list = caller.call("plugins.list", json!({})).await.unwrap();
+    let me = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "survivor")
+        .unwrap()
+        .clone();
+    assert_eq!(me["state"], "online");
+    let emitter = Client::connect(&url, ClientOptions::new("emitter").quiet())
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(WAIT, async {
+        loop {
+            emitter.publish_event("tick", json!(1)).await.unwrap();
+            if let Ok(Some(e)) =
+                tokio::time::timeout(Duration::from_millis(200), events.next()).await
+            {
+                break e;
+            }
+        }
+    })
+    .await
+    .expect("the subscription was renewed");
+    assert_eq!(got.topic, "hc/event/emitter/tick");
+    let _ = second.kill().await;
+}

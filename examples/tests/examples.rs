@@ -71,9 +71,10 @@ async fn examples_run() {
         me.call("weather.now", json!({})).await.unwrap()["celsius"],
         21.5
     );
-    let pid = remote.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+    // SIGTERM through the shell's built-in kill.
+    let pid = remote.id().unwrap();
+    std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
         .status()
         .unwrap();
     let status = tokio::time::timeout(WAIT, remote.wait())

@@ -230,12 +230,7 @@ async fn sigterm_during_writes_keeps_every_acknowledged_write() {
         }));
     }
     eventually(|| acked.lock().unwrap().len() >= 500).await;
-    let pid = run.id().unwrap();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(run.id().unwrap());
     let mut run = run;
     let status = tokio::time::timeout(WAIT, run.wait())
         .await

@@ -329,12 +329,17 @@ pub async fn spawn_with(mut c: Command) -> (Child, String) {
     (child, url)
 }
 
+/// SIGKILL: no cleanup of any kind.
 pub async fn kill9(child: &mut Child) {
-    let pid = child.id().unwrap() as i32;
-    let status = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
+
+/// Sends SIGTERM (through the shell's built-in `kill`, present on any system).
+pub fn sigterm(pid: u32) {
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
         .status()
         .unwrap();
     assert!(status.success());
-    let _ = child.wait().await;
 }

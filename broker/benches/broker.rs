@@ -11,6 +11,8 @@
 
 #[path = "mqtt_client.rs"]
 mod mqtt_client;
+#[path = "support.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mqtt_client::{connect, puback, publish};
+use support::{free_port, rss_mb, wait_port};
 use tokio::sync::Semaphore;
 
 const PING_PONGS: usize = 2000;
@@ -106,14 +109,6 @@ dynamic_filters = true
     rumqttd::Broker::new(config).start().expect("rumqttd");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn_broker(kind: &str, port: u16) -> (Child, Option<tempfile_path::TempPath>) {
     match kind {
         "mosquitto" => {
@@ -164,16 +159,6 @@ mod tempfile_path {
     }
 }
 
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 struct Run {
     idle_rss: f64,
     after_rss: f64,
@@ -200,11 +185,7 @@ async fn bench_one(kind: &'static str) -> Run {
     let port = free_port();
     let (mut child, _conf) = spawn_broker(kind, port);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "{kind} did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_port(addr).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let pid = child.id();
     let idle_rss = rss_mb(pid);

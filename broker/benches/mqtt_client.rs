@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use hcore_broker::wire::encode::put_varint;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -43,24 +44,10 @@ impl Packet {
     }
 }
 
-fn put_len(b: &mut BytesMut, mut v: usize) {
-    loop {
-        let mut byte = (v % 128) as u8;
-        v /= 128;
-        if v > 0 {
-            byte |= 0x80;
-        }
-        b.put_u8(byte);
-        if v == 0 {
-            break;
-        }
-    }
-}
-
 pub fn publish(out: &mut BytesMut, topic: &str, payload: &[u8], qos: u8, pkid: u16) {
     let len = 2 + topic.len() + if qos > 0 { 2 } else { 0 } + payload.len();
     out.put_u8(0x30 | (qos << 1));
-    put_len(out, len);
+    put_varint(out, len);
     out.put_u16(topic.len() as u16);
     out.put_slice(topic.as_bytes());
     if qos > 0 {
@@ -85,7 +72,7 @@ pub async fn connect(addr: SocketAddr, id: &str) -> std::io::Result<(Reader, Wri
     let mut w = Writer { wr };
     let mut b = BytesMut::new();
     b.put_u8(0x10);
-    put_len(&mut b, 10 + 2 + id.len());
+    put_varint(&mut b, 10 + 2 + id.len());
     b.put_u16(4);
     b.put_slice(b"MQTT");
     b.put_u8(4);
@@ -114,7 +101,7 @@ impl Writer {
     ) -> std::io::Result<()> {
         let mut b = BytesMut::new();
         b.put_u8(0x82);
-        put_len(&mut b, 2 + 2 + filter.len() + 1);
+        put_varint(&mut b, 2 + 2 + filter.len() + 1);
         b.put_u16(1);
         b.put_u16(filter.len() as u16);
         b.put_slice(filter.as_bytes());

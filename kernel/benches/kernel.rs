@@ -13,6 +13,8 @@
 #[allow(dead_code)]
 #[path = "../../broker/benches/mqtt_client.rs"]
 mod mqtt_client;
+#[path = "../../broker/benches/support.rs"]
+mod support;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -25,6 +27,7 @@ use hcore_broker::{Broker, BrokerConfig};
 use hcore_client::{Client, ClientOptions};
 use hcore_kernel::{Connection, Kernel, KernelConfig, KernelPolicy};
 use serde_json::json;
+use support::{free_port, rss_mb, wait_port};
 
 const ROUNDS: usize = 3000;
 const WARMUP: usize = 300;
@@ -52,34 +55,6 @@ fn temp_dir() -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("hcore-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&p).unwrap();
     p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_port(addr: SocketAddr) {
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("nothing listens on {addr}");
-}
-
-fn rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 async fn bench() {

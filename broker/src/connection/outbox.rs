@@ -184,13 +184,7 @@ impl OutboxGuard<'_> {
             tracing::warn!(error = %e, "cannot encode forwarded publish; skipped");
             return false;
         }
-        if self.inner.buf.len() - start > self.outbox.limits.max_packet {
-            self.inner.buf.truncate(start);
-            self.count_drop();
-            return false;
-        }
-        Metrics::inc(&self.outbox.metrics.publishes_sent);
-        true
+        self.accept_publish(start)
     }
 
     /// Delivers a message with the edge's encoder, queueing QoS 1/2 beyond the window.
@@ -298,8 +292,13 @@ impl OutboxGuard<'_> {
             subscription_ids: &msg.subscription_ids,
         };
         encode::publish(self.outbox.proto, &out, &mut self.inner.buf);
+        self.accept_publish(start)
+    }
+
+    /// Keeps the PUBLISH just encoded from `start`, unless it is larger than the client's
+    /// Maximum Packet Size (MQTT 5 says drop it; counted).
+    fn accept_publish(&mut self, start: usize) -> bool {
         if self.inner.buf.len() - start > self.outbox.limits.max_packet {
-            // Larger than the client's Maximum Packet Size: MQTT 5 says drop it.
             self.inner.buf.truncate(start);
             self.count_drop();
             return false;

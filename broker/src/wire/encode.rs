@@ -60,8 +60,8 @@ mod prop {
     pub const MAXIMUM_PACKET_SIZE: u8 = 0x27;
 }
 
-/// Writes a variable byte integer.
-fn put_varint(out: &mut BytesMut, mut v: usize) {
+/// Writes a variable byte integer (MQTT's remaining length and property lengths).
+pub fn put_varint(out: &mut BytesMut, mut v: usize) {
     loop {
         let mut byte = (v % 128) as u8;
         v /= 128;

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use bytes::{BufMut, BytesMut};
+use hcore_broker::wire::encode::put_varint;
 use hcore_broker::wire::frame::parse_header;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -65,24 +66,10 @@ fn put_str(b: &mut BytesMut, s: &[u8]) {
     b.put_slice(s);
 }
 
-fn put_len(b: &mut BytesMut, mut v: usize) {
-    loop {
-        let mut byte = (v % 128) as u8;
-        v /= 128;
-        if v > 0 {
-            byte |= 0x80;
-        }
-        b.put_u8(byte);
-        if v == 0 {
-            break;
-        }
-    }
-}
-
 fn packet(byte1: u8, body: &[u8]) -> Vec<u8> {
     let mut b = BytesMut::new();
     b.put_u8(byte1);
-    put_len(&mut b, body.len());
+    put_varint(&mut b, body.len());
     b.put_slice(body);
     b.to_vec()
 }

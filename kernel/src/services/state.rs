@@ -102,6 +102,17 @@ fn state_changed(
     }
 }
 
+/// The retained record on `<root>/state/<key>` (an empty payload deletes it).
+fn retained_record(sh: &Shared, key: &str, record: Vec<u8>) -> Outgoing {
+    Outgoing {
+        topic: sh.topics.state(key),
+        payload: record.into(),
+        qos: 1,
+        retain: true,
+        correlation: None,
+    }
+}
+
 /// Persists a write and, after the flush, publishes record, event and reply (if any).
 pub(crate) fn apply_change(
     sh: &Arc<Shared>,
@@ -123,13 +134,7 @@ pub(crate) fn apply_change(
         .clone();
     let record = serde_json::to_vec(&new).unwrap_or_default();
     let effects = vec![
-        Outgoing {
-            topic: sh.topics.state(key),
-            payload: record.clone().into(),
-            qos: 1,
-            retain: true,
-            correlation: None,
-        },
+        retained_record(sh, key, record.clone()),
         state_changed(
             sh,
             key,
@@ -177,13 +182,7 @@ pub(crate) fn apply_delete(
         .tree
         .clone();
     let effects = vec![
-        Outgoing {
-            topic: sh.topics.state(key),
-            payload: Default::default(),
-            qos: 1,
-            retain: true,
-            correlation: None,
-        },
+        retained_record(sh, key, Vec::new()),
         state_changed(
             sh,
             key,

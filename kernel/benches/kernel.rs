@@ -311,6 +311,31 @@ async fn storage_writes(url: &str, callers: usize, for_how_long: Duration) -> f6
     done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Two in-process broker clients bouncing a message: the router's own round-trip cost.
+async fn local_ping_pong(broker: &Broker) -> Stats {
+    use hcore_broker::{LocalOptions, Message, QoS};
+    let (a, mut arx) = broker.local_client("pp-a", LocalOptions::default()).await.unwrap();
+    let (b, mut brx) = broker.local_client("pp-b", LocalOptions::default()).await.unwrap();
+    a.subscribe("pp/pong", QoS::AtMostOnce).await.unwrap();
+    b.subscribe("pp/ping", QoS::AtMostOnce).await.unwrap();
+    let echo = tokio::spawn(async move {
+        while let Some(m) = brx.recv().await {
+            let _ = b.publish(Message::new("pp/pong", m.payload)).await;
+        }
+    });
+    let mut rtts = Vec::new();
+    for i in 0..ROUNDS + WARMUP {
+        let start = Instant::now();
+        a.publish(Message::new("pp/ping", (i as u64).to_be_bytes().to_vec())).await.unwrap();
+        arx.recv().await.unwrap();
+        if i >= WARMUP {
+            rtts.push(start.elapsed());
+        }
+    }
+    echo.abort();
+    Stats(rtts)
+}
+
 async fn in_process_rpc() -> Vec<Duration> {
     let data = temp_dir();
     let policy = Arc::new(KernelPolicy::new("hc"));
@@ -337,6 +362,12 @@ async fn in_process_rpc() -> Vec<Duration> {
         .unwrap();
     client.state().set("bench/x", json!(0)).await.unwrap();
     let out = rpc_round_trips(&client, ROUNDS).await;
+    let floor = local_ping_pong(&broker).await;
+    println!(
+        "(floor: raw in-process ping-pong through the router, no kernel: p50 {:.0} us, p99 {:.0} us)",
+        floor.p(0.5),
+        floor.p(0.99)
+    );
     kernel.shutdown().await;
     broker.shutdown().await;
     let _ = std::fs::remove_dir_all(&data);

@@ -314,8 +314,14 @@ async fn storage_writes(url: &str, callers: usize, for_how_long: Duration) -> f6
 /// Two in-process broker clients bouncing a message: the router's own round-trip cost.
 async fn local_ping_pong(broker: &Broker) -> Stats {
     use hcore_broker::{LocalOptions, Message, QoS};
-    let (a, mut arx) = broker.local_client("pp-a", LocalOptions::default()).await.unwrap();
-    let (b, mut brx) = broker.local_client("pp-b", LocalOptions::default()).await.unwrap();
+    let (a, mut arx) = broker
+        .local_client("pp-a", LocalOptions::default())
+        .await
+        .unwrap();
+    let (b, mut brx) = broker
+        .local_client("pp-b", LocalOptions::default())
+        .await
+        .unwrap();
     a.subscribe("pp/pong", QoS::AtMostOnce).await.unwrap();
     b.subscribe("pp/ping", QoS::AtMostOnce).await.unwrap();
     let echo = tokio::spawn(async move {
@@ -326,7 +332,9 @@ async fn local_ping_pong(broker: &Broker) -> Stats {
     let mut rtts = Vec::new();
     for i in 0..ROUNDS + WARMUP {
         let start = Instant::now();
-        a.publish(Message::new("pp/ping", (i as u64).to_be_bytes().to_vec())).await.unwrap();
+        a.publish(Message::new("pp/ping", (i as u64).to_be_bytes().to_vec()))
+            .await
+            .unwrap();
         arx.recv().await.unwrap();
         if i >= WARMUP {
             rtts.push(start.elapsed());

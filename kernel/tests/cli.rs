@@ -336,3 +336,31 @@ async fn user_errors_are_one_clear_line() {
     one_line_error(&o, 1, "unknown plugin");
     drop(taken);
 }
+
+#[tokio::test]
+async fn listening_beyond_loopback_warns_about_anonymous_access() {
+    let dir = TempDir::new();
+    let mut c = hcore();
+    c.args(["run", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(&dir.0);
+    c.stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let warned = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("WARN") && line.contains("anonymous") {
+                return true;
+            }
+            if line.contains("kernel running") {
+                return false;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(warned, "no warning about anonymous access on 0.0.0.0");
+    let _ = child.kill().await;
+}

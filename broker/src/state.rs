@@ -10,13 +10,14 @@ use tokio::sync::watch;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::hooks::Hooks;
+use crate::local::{Deliveries, Delivery, DirectTable};
 use crate::metrics::Metrics;
 use crate::pressure::Pressure;
 use crate::retained::{RetainedMessage, RetainedStore};
 use crate::router::RouterHandle;
 use crate::sessions::Sessions;
 use crate::tasks::TaskCounter;
-use crate::types::Message;
+use crate::types::{Message, Properties, QoS};
 
 /// What handing a packet to the router does to the retained store, in packet order.
 pub(crate) enum Effect {
@@ -67,6 +68,8 @@ pub(crate) struct BrokerState {
     pub pressure: Arc<Pressure>,
     pub shutdown: watch::Receiver<bool>,
     retained: Mutex<RetainedStore>,
+    /// In-process clients' subscriptions matched at the edge.
+    pub direct: DirectTable,
     /// The broker's own link, used for wills.
     internal: tokio::sync::Mutex<LinkTx>,
 }
@@ -89,12 +92,14 @@ impl BrokerState {
             pressure: Arc::new(Pressure::default()),
             shutdown,
             retained: Mutex::new(RetainedStore::default()),
+            direct: DirectTable::default(),
             internal: tokio::sync::Mutex::new(internal),
         }
     }
 
     /// Hands a batch of packets to the router through `tx`, applying their retained-store
-    /// effects under one lock. Holding the lock across "update store + enqueue to router"
+    /// effects under one lock, then delivers the publishes to matching in-process clients
+    /// (`local::direct`). Holding the lock across "update store + enqueue to router"
     /// (publishers) and "snapshot store + enqueue SUBSCRIBE" (subscribers) means a
     /// subscriber sees every retained message either in its snapshot or live, never
     /// neither. Returns one snapshot per `Effect::Snapshot`, in order.
@@ -107,8 +112,22 @@ impl BrokerState {
         items: Vec<Item>,
         lagging: bool,
     ) -> Result<Vec<Vec<RetainedMessage>>, BrokerError> {
+        let (snapshots, deliveries) = self.submit_collect(tx, items, lagging).await?;
+        deliveries.deliver(self);
+        Ok(snapshots)
+    }
+
+    /// `submit` that leaves the in-process deliveries to the caller, to make once it has
+    /// released its own locks (a sink may publish in line).
+    pub async fn submit_collect(
+        &self,
+        tx: &mut LinkTx,
+        items: Vec<Item>,
+        lagging: bool,
+    ) -> Result<(Vec<Vec<RetainedMessage>>, Deliveries), BrokerError> {
+        let mut deliveries = Deliveries::default();
         if items.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), deliveries));
         }
         if !lagging
             && self.pressure.active()
@@ -123,11 +142,18 @@ impl BrokerState {
         let mut snapshots = Vec::new();
         let mut packets = Vec::with_capacity(items.len());
         if items.iter().all(|i| matches!(i.effect, Effect::None)) {
-            packets.extend(items.into_iter().map(|i| i.packet));
-            return self.router.push(tx, packets).map(|()| snapshots);
+            for item in items {
+                self.collect_direct(&item.packet, &mut deliveries);
+                packets.push(item.packet);
+            }
+            return self
+                .router
+                .push(tx, packets)
+                .map(|()| (snapshots, deliveries));
         }
         let mut store = self.retained.lock().unwrap_or_else(|e| e.into_inner());
         for item in items {
+            self.collect_direct(&item.packet, &mut deliveries);
             match item.effect {
                 Effect::None => {}
                 Effect::Retain(message) => store.apply(&message),
@@ -137,35 +163,90 @@ impl BrokerState {
         }
         self.router.push(tx, packets)?;
         drop(store);
-        Ok(snapshots)
+        Ok((snapshots, deliveries))
     }
 
-    /// `submit` for one routed message without waiting: gives the item back if the
-    /// router's queue is full.
-    pub fn try_submit(&self, tx: &mut LinkTx, item: Item) -> Result<(), Box<Item>> {
+    /// `submit_collect` for one routed message without waiting: gives the item back if
+    /// the router's queue is full.
+    pub fn try_submit(&self, tx: &mut LinkTx, item: Item) -> Result<Deliveries, Box<Item>> {
         if self.router.is_full() {
             return Err(Box::new(item));
         }
+        let mut deliveries = Deliveries::default();
         let packet = item.packet;
         let result = match item.effect {
             Effect::Retain(message) => {
                 let mut store = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+                self.collect_direct(&packet, &mut deliveries);
                 store.apply(&message);
                 self.router.push(tx, vec![packet])
             }
-            _ => self.router.push(tx, vec![packet]),
+            _ => {
+                self.collect_direct(&packet, &mut deliveries);
+                self.router.push(tx, vec![packet])
+            }
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "router push failed");
         }
-        Ok(())
+        Ok(deliveries)
+    }
+
+    /// Registers a direct (edge-matched) subscription of an in-process client and returns
+    /// the retained messages it must see first: under the retained lock, like `submit`.
+    pub fn direct_subscribe(
+        &self,
+        filter: &str,
+        delivery: &Arc<Delivery>,
+    ) -> Result<Vec<RetainedMessage>, BrokerError> {
+        let mut store = self.retained.lock().unwrap_or_else(|e| e.into_inner());
+        self.direct.add(filter, delivery);
+        // The drain task closes the delivery before removing its subscriptions.
+        if delivery.is_closed() {
+            self.direct.remove(filter, delivery);
+            return Err(BrokerError::Closed);
+        }
+        Ok(store.matching(filter))
+    }
+
+    /// Finds the in-process clients a publish goes to directly.
+    fn collect_direct(&self, packet: &Packet, out: &mut Deliveries) {
+        if self.direct.is_empty() {
+            return;
+        }
+        let Packet::Publish(p, props) = packet else {
+            return;
+        };
+        let Ok(topic) = std::str::from_utf8(&p.topic) else {
+            return;
+        };
+        let targets = self.direct.targets(topic);
+        if targets.is_empty() {
+            return;
+        }
+        let properties = props
+            .clone()
+            .map(Properties::from_publish)
+            .filter(|p| !p.is_empty());
+        let message = Message {
+            topic: topic.to_string(),
+            payload: p.payload.clone(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties,
+        };
+        out.push(message, targets);
     }
 
     /// Publishes a will (or any broker-originated message) through the internal link.
     pub async fn publish_internal(&self, message: Message) -> Result<(), BrokerError> {
         let item = routed_item(message);
-        let mut tx = self.internal.lock().await;
-        self.submit(&mut tx, vec![item], false).await.map(|_| ())
+        let deliveries = {
+            let mut tx = self.internal.lock().await;
+            self.submit_collect(&mut tx, vec![item], false).await?.1
+        };
+        deliveries.deliver(self);
+        Ok(())
     }
 
     /// Records the publisher's client id in the property named by the identity hook.

@@ -1,10 +1,9 @@
-//! The task that owns an in-process client's receiving side: it drains the router as fast
-//! as notifications arrive, wakes the router when it paused the link, answers subscribes
-//! with their retained messages, delivers to the queue or the sink, and cleans up (will,
-//! disconnect) when the client goes away.
+//! The task that owns an in-process client's link to the router: it drains the router as
+//! fast as notifications arrive (messages of shared subscriptions, SUBACKs), wakes the
+//! router when it paused the link, makes the deliveries too deeply nested to make in line,
+//! and cleans up (will, disconnect, direct subscriptions) when the client goes away.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rumqttd::local::{LinkRx, LinkTx};
@@ -12,40 +11,31 @@ use rumqttd::protocol::Packet;
 use rumqttd::Notification;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::LocalSink;
-use crate::hooks::ClientInfo;
+use super::direct::Delivery;
 use crate::metrics::Metrics;
 use crate::pressure::PressureFlag;
-use crate::retained::RetainedMessage;
 use crate::router::{notification_packet, try_next};
 use crate::sessions::SessionClaim;
 use crate::state::BrokerState;
 use crate::types::{Message, Properties, QoS};
 
 pub(super) enum Control {
+    /// A shared subscription is on its way to the router: report its SUBACK code.
     Subscribe {
         pkid: u16,
-        snapshot: oneshot::Receiver<Vec<RetainedMessage>>,
         done: oneshot::Sender<u8>,
     },
     Disconnect(oneshot::Sender<()>),
-}
-
-pub(super) struct Pending {
-    snapshot: oneshot::Receiver<Vec<RetainedMessage>>,
-    done: oneshot::Sender<u8>,
 }
 
 /// The task that owns a local link's receiving side.
 pub(super) struct Drain {
     pub(super) st: Arc<BrokerState>,
     pub(super) client_id: String,
-    pub(super) info: ClientInfo,
     pub(super) tx: Arc<Mutex<LinkTx>>,
-    pub(super) messages: mpsc::UnboundedSender<Message>,
-    pub(super) queued: Arc<AtomicUsize>,
-    pub(super) sink: Option<LocalSink>,
-    pub(super) pending: HashMap<u16, Pending>,
+    pub(super) delivery: Arc<Delivery>,
+    /// SUBACK waiters by packet id.
+    pub(super) pending: HashMap<u16, oneshot::Sender<u8>>,
     pub(super) will: Option<Message>,
     pub(super) pressure: PressureFlag,
     /// A disconnect() seen while draining; acted on by the main loop.
@@ -67,6 +57,7 @@ impl Drain {
         mut self,
         mut rx: LinkRx,
         mut control: mpsc::UnboundedReceiver<Control>,
+        mut deferred: mpsc::UnboundedReceiver<Message>,
         mut claim: SessionClaim,
     ) {
         let mut kill = claim.take_kill();
@@ -75,12 +66,13 @@ impl Drain {
             tokio::select! {
                 biased;
                 c = control.recv() => match c {
-                    Some(Control::Subscribe { pkid, snapshot, done }) => {
-                        self.pending.insert(pkid, Pending { snapshot, done });
+                    Some(Control::Subscribe { pkid, done }) => {
+                        self.pending.insert(pkid, done);
                     }
                     Some(Control::Disconnect(ack)) => break End::Disconnect(Some(ack)),
                     None => break End::Dropped,
                 },
+                Some(m) = deferred.recv() => self.delivery.deliver_deferred(&self.st, m),
                 n = rx.next() => match n {
                     Ok(Some(n)) => {
                         if !self.on_notifications(n, &mut rx, &mut control).await {
@@ -98,6 +90,8 @@ impl Drain {
             }
         };
         tracing::debug!(client_id = %self.client_id, reason = ?end, "in-process client closed");
+        self.delivery.close();
+        self.st.direct.remove_all(&self.delivery);
         if matches!(end, End::Dropped | End::RouterGone) {
             if let Some(will) = self.will.take() {
                 crate::connection::session::publish_will(&self.st, &self.client_id, will, 0).await;
@@ -141,13 +135,16 @@ impl Drain {
                         p.subscription_identifiers.clear();
                         Properties::from_publish(p)
                     });
-                    self.push(Message {
-                        topic,
-                        payload: f.publish.payload,
-                        qos: QoS::AtMostOnce,
-                        retain: false,
-                        properties: properties.filter(|p| !p.is_empty()),
-                    });
+                    self.delivery.offer(
+                        &self.st,
+                        Message {
+                            topic,
+                            payload: f.publish.payload,
+                            qos: QoS::AtMostOnce,
+                            retain: false,
+                            properties: properties.filter(|p| !p.is_empty()),
+                        },
+                    );
                 }
                 Notification::Unschedule => wake = true,
                 other => {
@@ -156,18 +153,13 @@ impl Drain {
                         // router, so the registration is in the channel by now.
                         while let Ok(c) = control.try_recv() {
                             match c {
-                                Control::Subscribe {
-                                    pkid,
-                                    snapshot,
-                                    done,
-                                } => {
-                                    self.pending.insert(pkid, Pending { snapshot, done });
+                                Control::Subscribe { pkid, done } => {
+                                    self.pending.insert(pkid, done);
                                 }
                                 Control::Disconnect(ack) => self.disconnect_requested = Some(ack),
                             }
                         }
-                        self.on_suback(ack.pkid, ack.return_codes.first().copied())
-                            .await;
+                        self.on_suback(ack.pkid, ack.return_codes.first().copied());
                     }
                 }
             }
@@ -187,9 +179,9 @@ impl Drain {
         alive
     }
 
-    async fn on_suback(&mut self, pkid: u16, code: Option<rumqttd::protocol::SubscribeReasonCode>) {
+    fn on_suback(&mut self, pkid: u16, code: Option<rumqttd::protocol::SubscribeReasonCode>) {
         use rumqttd::protocol::SubscribeReasonCode as C;
-        let Some(pending) = self.pending.remove(&pkid) else {
+        let Some(done) = self.pending.remove(&pkid) else {
             return;
         };
         let code = match code {
@@ -199,42 +191,6 @@ impl Drain {
             Some(C::Success(q)) => q as u8,
             _ => 0x80,
         };
-        let snapshot = pending.snapshot.await.unwrap_or_default();
-        if code < 0x80 {
-            for r in snapshot {
-                let mut message = r.message;
-                if let (Some(p), Some(left)) = (message.properties.as_mut(), r.remaining_expiry) {
-                    p.message_expiry_interval = Some(left);
-                }
-                self.push(message);
-            }
-        }
-        let _ = pending.done.send(code);
-    }
-
-    fn push(&mut self, message: Message) {
-        if !self.st.hooks.authorize_delivery(&self.info, &message.topic) {
-            return;
-        }
-        let correlation = message
-            .properties
-            .as_ref()
-            .and_then(|p| p.correlation_data.as_deref());
-        self.st
-            .hooks
-            .observe_delivery(&self.info, &message.topic, &message.payload, correlation);
-        if let Some(sink) = &self.sink {
-            Metrics::inc(&self.st.metrics.publishes_sent);
-            sink(message);
-            return;
-        }
-        if self.queued.load(Ordering::Relaxed) >= self.st.config.local_queue_limit {
-            Metrics::inc(&self.st.metrics.dropped_slow_subscriber);
-            return;
-        }
-        if self.messages.send(message).is_ok() {
-            self.queued.fetch_add(1, Ordering::Relaxed);
-            Metrics::inc(&self.st.metrics.publishes_sent);
-        }
+        let _ = done.send(code);
     }
 }

@@ -19,16 +19,19 @@ use rumqttd::protocol::{Packet, Unsubscribe};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::connection::subscribe::router_subscribe;
+mod direct;
 mod drain;
 
+pub(crate) use direct::{Deliveries, Delivery, DirectTable};
 use drain::{Control, Drain};
 
 use crate::error::BrokerError;
 use crate::hooks::ClientInfo;
 use crate::metrics::Metrics;
 use crate::pressure::PressureFlag;
+use crate::retained::RetainedMessage;
 use crate::sessions::router_id;
-use crate::state::{routed_item, BrokerState, Effect, Item};
+use crate::state::{routed_item, BrokerState, Item};
 use crate::subs::{router_filter, SubOpts};
 use crate::topic::{parse_shared, validate_filter, validate_topic};
 use crate::types::{Message, Protocol, QoS};
@@ -65,8 +68,19 @@ struct Shared {
     tx: Arc<Mutex<LinkTx>>,
     control: mpsc::UnboundedSender<Control>,
     next_pkid: std::sync::Mutex<u16>,
-    /// Client filter -> router filter (they differ for shared subscriptions).
-    filters: std::sync::Mutex<HashMap<String, String>>,
+    /// Where each of the client's filters is matched.
+    filters: std::sync::Mutex<HashMap<String, Route>>,
+    delivery: Arc<Delivery>,
+    /// One subscription opens at a time (see `Delivery::hold`).
+    subscribing: Mutex<()>,
+}
+
+/// Where a subscription is matched.
+enum Route {
+    /// At the edge (`direct`): the filter as given.
+    Direct(String),
+    /// By the router (shared subscriptions): the router's filter.
+    Router(String),
 }
 
 /// Publishes and subscribes for one in-process client. Cheap to clone; the client
@@ -144,24 +158,29 @@ pub(crate) async fn connect(
     let tx = Arc::new(Mutex::new(link.tx));
     let (control_tx, control_rx) = mpsc::unbounded_channel();
     let (msg_tx, msg_rx) = mpsc::unbounded_channel();
+    let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
+    let delivery = Arc::new(Delivery::new(
+        info.clone(),
+        options.sink,
+        msg_tx,
+        queued.clone(),
+        deferred_tx,
+    ));
     Metrics::inc(&st.metrics.clients_connected);
     tracing::debug!(client_id, "in-process client connected");
     let drain = Drain {
         st: st.clone(),
         client_id: client_id.to_string(),
-        info: info.clone(),
         tx: tx.clone(),
-        messages: msg_tx,
-        queued: queued.clone(),
-        sink: options.sink,
+        delivery: delivery.clone(),
         pending: HashMap::new(),
         will: options.will,
         pressure: PressureFlag::new(st.pressure.clone()),
         disconnect_requested: None,
         task: st.tasks.enter(),
     };
-    tokio::spawn(drain.run(link.rx, control_rx, claim));
+    tokio::spawn(drain.run(link.rx, control_rx, deferred_rx, claim));
     let shared = Arc::new(Shared {
         st,
         info,
@@ -169,8 +188,30 @@ pub(crate) async fn connect(
         control: control_tx,
         next_pkid: std::sync::Mutex::new(0),
         filters: std::sync::Mutex::new(HashMap::new()),
+        delivery,
+        subscribing: Mutex::new(()),
     });
     Ok((LocalClient { shared }, LocalReceiver { rx: msg_rx, queued }))
+}
+
+/// Hands one control packet (no retained effect) to the router.
+async fn st_submit_plain(
+    st: &BrokerState,
+    tx: &mut LinkTx,
+    packet: Packet,
+) -> Result<(), BrokerError> {
+    st.submit(tx, vec![Item::plain(packet)], false)
+        .await
+        .map(|_| ())
+}
+
+/// A retained message as a new subscriber gets it: with its remaining expiry.
+fn retained_delivery(r: RetainedMessage) -> Message {
+    let mut message = r.message;
+    if let (Some(p), Some(left)) = (message.properties.as_mut(), r.remaining_expiry) {
+        p.message_expiry_interval = Some(left);
+    }
+    message
 }
 
 fn invalid(what: &'static str, reason: &str) -> BrokerError {
@@ -204,10 +245,14 @@ impl LocalClient {
             )));
         }
         st.stamp_message(&self.shared.info.client_id, &mut message);
-        let mut tx = self.shared.tx.lock().await;
-        st.submit(&mut tx, vec![routed_item(message)], false)
-            .await
-            .map(|_| ())
+        let deliveries = {
+            let mut tx = self.shared.tx.lock().await;
+            st.submit_collect(&mut tx, vec![routed_item(message)], false)
+                .await?
+                .1
+        };
+        deliveries.deliver(st);
+        Ok(())
     }
 
     /// Publishes without waiting: for callers on a task that must not block (a sink).
@@ -231,12 +276,18 @@ impl LocalClient {
         };
         st.stamp_message(&self.shared.info.client_id, &mut message);
         Metrics::inc(&st.metrics.publishes_received);
-        st.try_submit(&mut tx, routed_item(message))
-            .map_err(|item| Box::new(item.into_message()))
+        let deliveries = st
+            .try_submit(&mut tx, routed_item(message))
+            .map_err(|item| Box::new(item.into_message()))?;
+        drop(tx);
+        deliveries.deliver(st);
+        Ok(())
     }
 
-    /// Subscribes; returns the granted QoS once the router has registered the filter and
-    /// the matching retained messages are queued (before any live message).
+    /// Subscribes; returns the granted QoS once the filter is registered and the matching
+    /// retained messages are delivered (before any live message). Plain filters are
+    /// matched at the edge (`direct`); shared subscriptions go through the router, which
+    /// balances each group across its members.
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, BrokerError> {
         let (group, inner) = match parse_shared(filter) {
             Some(Ok((group, inner))) => (Some(group), inner),
@@ -252,74 +303,102 @@ impl LocalClient {
             Metrics::inc(&st.metrics.not_authorized);
             return Err(BrokerError::NotAuthorized(format!("subscribe to {filter}")));
         }
-        let pkid = self.next_pkid();
-        let (snap_tx, snap_rx) = oneshot::channel();
-        let (done_tx, done_rx) = oneshot::channel();
-        self.shared
-            .control
-            .send(Control::Subscribe {
-                pkid,
-                snapshot: snap_rx,
-                done: done_tx,
-            })
-            .map_err(|_| BrokerError::Closed)?;
-        let opts = SubOpts {
-            qos,
-            shared: group.map(str::to_string),
-            inner: inner.to_string(),
-            router_filter: router_filter(group, inner),
-            subscription_id: None,
-        };
-        let packet = router_subscribe(pkid, &opts);
-        let effect = if group.is_some() {
-            Effect::None
-        } else {
-            Effect::Snapshot(inner.to_string())
+        match group {
+            None => self.subscribe_direct(filter).await?,
+            Some(group) => self.subscribe_routed(filter, group, inner, qos).await?,
+        }
+        Ok(qos)
+    }
+
+    async fn subscribe_direct(&self, filter: &str) -> Result<(), BrokerError> {
+        let st = &self.shared.st;
+        let delivery = &self.shared.delivery;
+        let _one_at_a_time = self.shared.subscribing.lock().await;
+        delivery.hold();
+        let Ok(snapshot) = st.direct_subscribe(filter, delivery) else {
+            delivery.release(st, Vec::new());
+            return Err(BrokerError::Closed);
         };
         self.shared
             .filters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(filter.to_string(), opts.router_filter.clone());
-        let snapshot = {
-            let mut tx = self.shared.tx.lock().await;
-            st.submit(&mut tx, vec![Item { packet, effect }], false)
-                .await?
+            .insert(filter.to_string(), Route::Direct(filter.to_string()));
+        delivery.release(st, snapshot.into_iter().map(retained_delivery).collect());
+        Ok(())
+    }
+
+    async fn subscribe_routed(
+        &self,
+        filter: &str,
+        group: &str,
+        inner: &str,
+        qos: QoS,
+    ) -> Result<(), BrokerError> {
+        let pkid = self.next_pkid();
+        let (done_tx, done_rx) = oneshot::channel();
+        self.shared
+            .control
+            .send(Control::Subscribe {
+                pkid,
+                done: done_tx,
+            })
+            .map_err(|_| BrokerError::Closed)?;
+        let opts = SubOpts {
+            qos,
+            shared: Some(group.to_string()),
+            inner: inner.to_string(),
+            router_filter: router_filter(Some(group), inner),
+            subscription_id: None,
         };
-        let _ = snap_tx.send(snapshot.into_iter().next().unwrap_or_default());
+        let packet = router_subscribe(pkid, &opts);
+        self.shared
+            .filters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                filter.to_string(),
+                Route::Router(opts.router_filter.clone()),
+            );
+        {
+            let mut tx = self.shared.tx.lock().await;
+            st_submit_plain(&self.shared.st, &mut tx, packet).await?;
+        }
         let code = done_rx.await.map_err(|_| BrokerError::Closed)?;
         if code >= 0x80 {
             return Err(BrokerError::Link(format!(
                 "router refused subscription (code {code:#x})"
             )));
         }
-        Ok(qos)
+        Ok(())
     }
 
     /// Removes a subscription.
     pub async fn unsubscribe(&self, filter: &str) -> Result<(), BrokerError> {
-        let router_filter = self
+        let route = self
             .shared
             .filters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(filter);
-        let Some(router_filter) = router_filter else {
-            return Ok(());
-        };
-        let packet = Packet::Unsubscribe(
-            Unsubscribe {
-                pkid: self.next_pkid(),
-                filters: vec![router_filter],
-            },
-            None,
-        );
-        let mut tx = self.shared.tx.lock().await;
-        self.shared
-            .st
-            .submit(&mut tx, vec![Item::plain(packet)], false)
-            .await
-            .map(|_| ())
+        match route {
+            None => Ok(()),
+            Some(Route::Direct(f)) => {
+                self.shared.st.direct.remove(&f, &self.shared.delivery);
+                Ok(())
+            }
+            Some(Route::Router(router_filter)) => {
+                let packet = Packet::Unsubscribe(
+                    Unsubscribe {
+                        pkid: self.next_pkid(),
+                        filters: vec![router_filter],
+                    },
+                    None,
+                );
+                let mut tx = self.shared.tx.lock().await;
+                st_submit_plain(&self.shared.st, &mut tx, packet).await
+            }
+        }
     }
 
     /// Disconnects cleanly: the will is discarded.

@@ -64,21 +64,20 @@ pub enum Event {
 pub type Sink = std::sync::Arc<dyn Fn(Event) + Send + Sync>;
 
 /// A sink for a consumer that does not exist yet when the connection is made: events
-/// wait, in order, until `attach`, and then flow straight through.
+/// wait, in order, until `attach`, and then flow straight through. The target is never
+/// called with a lock held, so it may be re-entered (an in-process publish made inside
+/// the target can be delivered back to it in line) and called from several tasks at once.
 #[derive(Default)]
 pub struct LateSink {
     state: std::sync::Mutex<LateState>,
 }
 
-enum LateState {
-    Early(Vec<Event>),
-    Attached(Sink),
-}
-
-impl Default for LateState {
-    fn default() -> Self {
-        LateState::Early(Vec::new())
-    }
+#[derive(Default)]
+struct LateState {
+    target: Option<Sink>,
+    /// Events not yet handed to the target: before `attach`, and while `attach` replays.
+    waiting: std::collections::VecDeque<Event>,
+    replaying: bool,
 }
 
 impl LateSink {
@@ -92,22 +91,40 @@ impl LateSink {
         std::sync::Arc::new(move |e| me.deliver(e))
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, LateState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn deliver(&self, e: Event) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match &mut *state {
-            LateState::Early(queue) => queue.push(e),
-            LateState::Attached(target) => target(e),
-        }
+        let target = {
+            let mut state = self.lock();
+            match &state.target {
+                Some(t) if !state.replaying => t.clone(),
+                _ => return state.waiting.push_back(e),
+            }
+        };
+        target(e);
     }
 
     /// Delivers the waiting events to `target`, then everything that follows.
     pub fn attach(&self, target: Sink) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let LateState::Early(queue) =
-            std::mem::replace(&mut *state, LateState::Attached(target.clone()))
         {
-            for e in queue {
-                target(e);
+            let mut state = self.lock();
+            state.target = Some(target.clone());
+            state.replaying = true;
+        }
+        loop {
+            let next = {
+                let mut state = self.lock();
+                let next = state.waiting.pop_front();
+                if next.is_none() {
+                    state.replaying = false;
+                }
+                next
+            };
+            match next {
+                Some(e) => target(e),
+                None => return,
             }
         }
     }

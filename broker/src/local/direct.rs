@@ -1,0 +1,289 @@
+//! Direct delivery to in-process clients: their (non-shared) subscriptions are matched at
+//! the edge, and a matching publish is handed to them on the publisher's own task, with
+//! no trip through rumqttd's router. A round trip between two in-process clients, or from
+//! a network client to the kernel and back, then costs no thread hop on the way in.
+//!
+//! Rules kept from the routed path: a subscriber gets the retained messages matching a new
+//! filter before any live message on it (a gate holds live messages while a subscription
+//! opens), messages from one publisher arrive in the order they were sent, the delivery
+//! hooks see every message, and a queue-mode receiver that falls `local_queue_limit`
+//! messages behind loses the newest ones (counted). A sink that publishes in line can
+//! recurse; past a small depth the delivery is deferred to the client's drain task so the
+//! stack stays bounded. A sink that panics loses that one message and is logged; the
+//! publisher's connection is unaffected.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::mpsc;
+
+use super::LocalSink;
+use crate::hooks::ClientInfo;
+use crate::metrics::Metrics;
+use crate::state::BrokerState;
+use crate::topic::matches;
+use crate::types::Message;
+
+/// In-line deliveries nested deeper than this on one thread go through the drain task.
+const MAX_DEPTH: u32 = 8;
+
+thread_local! {
+    static DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// One in-process client's receiving side, shared by every publisher that delivers to it.
+pub(crate) struct Delivery {
+    info: ClientInfo,
+    sink: Option<LocalSink>,
+    queued: Arc<AtomicUsize>,
+    /// Deliveries too deeply nested to make in line; the drain task makes them.
+    deferred: mpsc::UnboundedSender<Message>,
+    gate: Mutex<Gate>,
+}
+
+struct Gate {
+    /// Subscriptions being opened: live messages wait behind their retained ones.
+    opening: usize,
+    /// `release` is handing over held messages: newer ones queue behind them.
+    flushing: bool,
+    held: Vec<Message>,
+    /// The receiver queue; `None` once the client is closed.
+    queue: Option<mpsc::UnboundedSender<Message>>,
+}
+
+impl Delivery {
+    pub(super) fn new(
+        info: ClientInfo,
+        sink: Option<LocalSink>,
+        queue: mpsc::UnboundedSender<Message>,
+        queued: Arc<AtomicUsize>,
+        deferred: mpsc::UnboundedSender<Message>,
+    ) -> Delivery {
+        Delivery {
+            info,
+            sink,
+            queued,
+            deferred,
+            gate: Mutex::new(Gate {
+                opening: 0,
+                flushing: false,
+                held: Vec::new(),
+                queue: Some(queue),
+            }),
+        }
+    }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Delivers one message, or holds it while a subscription opens.
+    pub(super) fn offer(&self, st: &BrokerState, message: Message) {
+        {
+            let mut gate = self.gate();
+            if gate.queue.is_none() {
+                return;
+            }
+            if gate.opening > 0 || gate.flushing {
+                gate.held.push(message);
+                return;
+            }
+        }
+        self.deliver(st, message);
+    }
+
+    /// Starts opening a subscription: live messages wait until `release`.
+    pub(super) fn hold(&self) {
+        self.gate().opening += 1;
+    }
+
+    /// Ends opening a subscription: delivers `first` (its retained messages), then what
+    /// was held meanwhile, in order.
+    pub(super) fn release(&self, st: &BrokerState, first: Vec<Message>) {
+        let mut batch = first;
+        {
+            let mut gate = self.gate();
+            gate.opening = gate.opening.saturating_sub(1);
+            if gate.opening > 0 || gate.flushing {
+                batch.append(&mut gate.held);
+                gate.held = batch;
+                return;
+            }
+            gate.flushing = true;
+            batch.append(&mut gate.held);
+        }
+        loop {
+            for m in batch.drain(..) {
+                self.deliver(st, m);
+            }
+            let mut gate = self.gate();
+            if gate.held.is_empty() {
+                gate.flushing = false;
+                return;
+            }
+            std::mem::swap(&mut batch, &mut gate.held);
+        }
+    }
+
+    /// Closes the receiving side: nothing more is delivered and the receiver ends.
+    pub(super) fn close(&self) {
+        let mut gate = self.gate();
+        gate.queue = None;
+        gate.held.clear();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.gate().queue.is_none()
+    }
+
+    fn deliver(&self, st: &BrokerState, message: Message) {
+        if !st.hooks.authorize_delivery(&self.info, &message.topic) {
+            return;
+        }
+        let Some(sink) = &self.sink else {
+            return self.enqueue(st, message);
+        };
+        let depth = DEPTH.with(Cell::get);
+        if depth >= MAX_DEPTH {
+            // The drain task makes this delivery (and the hooks see it then).
+            let _ = self.deferred.send(message);
+            return;
+        }
+        self.observe(st, &message);
+        Metrics::inc(&st.metrics.publishes_sent);
+        DEPTH.with(|d| d.set(depth + 1));
+        let result = catch_unwind(AssertUnwindSafe(|| sink(message)));
+        DEPTH.with(|d| d.set(depth));
+        if result.is_err() {
+            tracing::error!(client_id = %self.info.client_id, "in-process sink panicked; message lost");
+        }
+    }
+
+    /// A deferred delivery, made by the drain task.
+    pub(super) fn deliver_deferred(&self, st: &BrokerState, message: Message) {
+        if self.gate().queue.is_some() {
+            self.deliver(st, message);
+        }
+    }
+
+    fn observe(&self, st: &BrokerState, message: &Message) {
+        let correlation = message
+            .properties
+            .as_ref()
+            .and_then(|p| p.correlation_data.as_deref());
+        st.hooks
+            .observe_delivery(&self.info, &message.topic, &message.payload, correlation);
+    }
+
+    fn enqueue(&self, st: &BrokerState, message: Message) {
+        let gate = self.gate();
+        let Some(queue) = &gate.queue else { return };
+        if self.queued.load(Ordering::Relaxed) >= st.config.local_queue_limit {
+            Metrics::inc(&st.metrics.dropped_slow_subscriber);
+            return;
+        }
+        self.observe(st, &message);
+        if queue.send(message).is_ok() {
+            self.queued.fetch_add(1, Ordering::Relaxed);
+            Metrics::inc(&st.metrics.publishes_sent);
+        }
+    }
+}
+
+struct DirectSub {
+    filter: String,
+    delivery: Arc<Delivery>,
+}
+
+/// Every direct subscription of every in-process client.
+#[derive(Default)]
+pub(crate) struct DirectTable {
+    count: AtomicUsize,
+    subs: RwLock<Vec<DirectSub>>,
+}
+
+impl DirectTable {
+    /// Is any direct subscription registered? (A cheap check before matching.)
+    pub fn is_empty(&self) -> bool {
+        self.count.load(Ordering::Acquire) == 0
+    }
+
+    /// The clients with a subscription matching `topic`, each once.
+    pub fn targets(&self, topic: &str) -> Vec<Arc<Delivery>> {
+        let mut out: Vec<Arc<Delivery>> = Vec::new();
+        if self.is_empty() {
+            return out;
+        }
+        let subs = self.subs.read().unwrap_or_else(|e| e.into_inner());
+        for s in subs.iter() {
+            if matches(&s.filter, topic) && !out.iter().any(|d| Arc::ptr_eq(d, &s.delivery)) {
+                out.push(s.delivery.clone());
+            }
+        }
+        out
+    }
+
+    /// Adds (or keeps) `filter` for `delivery`.
+    pub(crate) fn add(&self, filter: &str, delivery: &Arc<Delivery>) {
+        let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
+        if !subs
+            .iter()
+            .any(|s| s.filter == filter && Arc::ptr_eq(&s.delivery, delivery))
+        {
+            subs.push(DirectSub {
+                filter: filter.to_string(),
+                delivery: delivery.clone(),
+            });
+            self.count.store(subs.len(), Ordering::Release);
+        }
+    }
+
+    /// Removes `filter` of `delivery`.
+    pub(crate) fn remove(&self, filter: &str, delivery: &Arc<Delivery>) {
+        self.retain(|s| !(s.filter == filter && Arc::ptr_eq(&s.delivery, delivery)));
+    }
+
+    /// Removes every subscription of `delivery`.
+    pub(super) fn remove_all(&self, delivery: &Arc<Delivery>) {
+        self.retain(|s| !Arc::ptr_eq(&s.delivery, delivery));
+    }
+
+    fn retain(&self, keep: impl Fn(&DirectSub) -> bool) {
+        let mut subs = self.subs.write().unwrap_or_else(|e| e.into_inner());
+        subs.retain(keep);
+        self.count.store(subs.len(), Ordering::Release);
+    }
+}
+
+/// Messages to hand to in-process clients once the publisher's locks are released.
+#[derive(Default)]
+#[must_use = "deliveries must be delivered"]
+pub(crate) struct Deliveries(Vec<(Message, Vec<Arc<Delivery>>)>);
+
+impl Deliveries {
+    pub fn push(&mut self, message: Message, targets: Vec<Arc<Delivery>>) {
+        if !targets.is_empty() {
+            self.0.push((message, targets));
+        }
+    }
+
+    /// Delivers every message to its targets, in order.
+    pub fn deliver(self, st: &BrokerState) {
+        for (message, targets) in self.0 {
+            let last = targets.len() - 1;
+            let mut message = Some(message);
+            for (i, d) in targets.iter().enumerate() {
+                let m = if i == last {
+                    message.take()
+                } else {
+                    message.clone()
+                };
+                if let Some(m) = m {
+                    d.offer(st, m);
+                }
+            }
+        }
+    }
+}

@@ -126,7 +126,7 @@ impl Kernel {
             .map_err(|e| KernelError::Connect(e.to_string()))?;
         let link = Arc::new(link);
         let persist = persist::Persist::start(db.clone(), link.clone());
-        let registry = Arc::new(Mutex::new(registry::Registry::default()));
+        let registry = policy.registry.clone();
         let shared = Arc::new(runtime::Shared {
             topics,
             link,

@@ -19,6 +19,7 @@ use hcore_broker::{ClientInfo, ConnectInfo, ConnectRefusal, Hooks};
 use hcore_client::protocol::{Parsed, Topics, IDENTITY_PROPERTY};
 
 use crate::pending::{request_key, PendingCalls};
+use crate::registry::Registry;
 
 /// The kernel's client id.
 pub const KERNEL_ID: &str = "kernel";
@@ -28,6 +29,8 @@ pub struct KernelPolicy {
     prefix: String,
     reserved: RwLock<HashSet<String>>,
     pub(crate) pending: Arc<Mutex<PendingCalls>>,
+    /// The kernel's service registry (the policy asks who provides what).
+    pub(crate) registry: Arc<Mutex<Registry>>,
 }
 
 impl KernelPolicy {
@@ -38,6 +41,7 @@ impl KernelPolicy {
             topics,
             reserved: RwLock::new(HashSet::from([KERNEL_ID.to_string()])),
             pending: Arc::new(Mutex::new(PendingCalls::default())),
+            registry: Arc::new(Mutex::new(Registry::default())),
         }
     }
 
@@ -121,7 +125,21 @@ impl Hooks for KernelPolicy {
         if client.client_id == KERNEL_ID || !topic.starts_with(&self.prefix) {
             return;
         }
-        if let Some(Parsed::Call { caller, .. }) = self.topics.parse(topic) {
+        if let Some(Parsed::Call {
+            caller,
+            service,
+            method,
+        }) = self.topics.parse(topic)
+        {
+            // Observers (`#` subscribers) see calls too; only a provider takes one.
+            let provider = self
+                .registry
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .provides(&format!("{service}.{method}"), &client.client_id);
+            if !provider {
+                return;
+            }
             if let Some(id) = request_key(payload, correlation) {
                 self.pending
                     .lock()
@@ -133,5 +151,50 @@ impl Hooks for KernelPolicy {
 
     fn identity_property(&self, topic: &str) -> Option<&'static str> {
         topic.starts_with(&self.prefix).then_some(IDENTITY_PROPERTY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pending::ReplyTo;
+    use hcore_broker::Protocol;
+
+    fn client(id: &str) -> ClientInfo {
+        ClientInfo {
+            client_id: id.into(),
+            username: None,
+            peer: None,
+            protocol: Protocol::V5,
+        }
+    }
+
+    #[test]
+    fn observers_of_a_call_do_not_take_it_from_its_provider() {
+        let policy = KernelPolicy::new("hc");
+        policy
+            .registry
+            .lock()
+            .unwrap()
+            .register("lamp", &["light.toggle".to_string()])
+            .unwrap();
+        let topic = "hc/call/app/light/toggle";
+        let key = ("app".to_string(), "42".to_string());
+        let reply = ReplyTo {
+            topic: "hc/reply/app".into(),
+            id: None,
+            correlation: None,
+        };
+        policy
+            .pending
+            .lock()
+            .unwrap()
+            .track(key, "light.toggle", reply, u64::MAX);
+        // The provider gets the call, then a `#` observer sees it as well.
+        policy.observe_delivery(&client("lamp"), topic, br#"{"id":"42"}"#, None);
+        policy.observe_delivery(&client("spy"), topic, br#"{"id":"42"}"#, None);
+        let mut pending = policy.pending.lock().unwrap();
+        assert!(pending.provider_gone("spy", |_| true).is_empty());
+        assert_eq!(pending.provider_gone("lamp", |_| true).len(), 1);
     }
 }

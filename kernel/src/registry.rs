@@ -109,6 +109,13 @@ impl Registry {
         self.methods.get(method).is_some_and(|p| !p.is_empty())
     }
 
+    /// Is `provider` registered for `method`?
+    pub fn provides(&self, method: &str, provider: &str) -> bool {
+        self.methods
+            .get(method)
+            .is_some_and(|p| p.contains(provider))
+    }
+
     /// `{"<service>": {"<method>": [providers]}}`.
     pub fn services_json(&self) -> Value {
         let mut out = serde_json::Map::new();

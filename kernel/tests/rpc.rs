@@ -128,6 +128,11 @@ async fn a_provider_that_goes_offline_mid_call_fails_it_with_unavailable() {
     // Two replicas that never answer. The call goes to one of them.
     let mut a = raw_provider(&h, "slow-a", &["slow.work"]).await;
     let mut b = raw_provider(&h, "slow-b", &["slow.work"]).await;
+    // Observers see the call too, over TCP and in-process; they must not count as takers.
+    let spy = raw(h.addr, "spy", None).await;
+    spy.subscribe("hc/#").await;
+    let local_spy = h.local("local-spy").await;
+    let _spied = local_spy.subscribe("hc/call/#").await.unwrap();
     wait_registered(&caller, "slow.work", "slow-a").await;
     wait_registered(&caller, "slow.work", "slow-b").await;
     let c2 = caller.clone();

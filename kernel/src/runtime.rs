@@ -1,7 +1,8 @@
 //! The kernel's message handling: every call, reply, state command and plugin announcement
-//! under the root is routed in line, on the connection's own task (the broker's drain
-//! task when embedded), with no task hop per message. Reads and registry changes are
-//! answered there; durable writes go to the persistence writer; slow lifecycle operations
+//! under the root is routed in line, with no task hop per message: on the publisher's own
+//! task when embedded (the broker delivers to in-process clients directly, possibly from
+//! several tasks at once), on the connection's task over TCP. Reads and registry changes
+//! are answered there; durable writes go to the persistence writer; slow lifecycle operations
 //! get a task of their own. Nothing here waits on a client.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

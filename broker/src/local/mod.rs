@@ -1,14 +1,16 @@
 //! In-process clients: the kernel and in-process plugins publish, subscribe and receive
-//! through the router without TCP, with the same rules as network clients (validation,
-//! authorization hooks, retained messages, wills, takeover by client id).
+//! without TCP, with the same rules as network clients (validation, authorization hooks,
+//! retained messages, wills, takeover by client id). Their publishes go through the router
+//! like anyone's; their plain subscriptions are matched at the edge and delivered on the
+//! publisher's task (`direct`); shared subscriptions go through the router.
 //!
 //! rumqttd's local links have no flow control of their own: when a link's buffer holds 200
 //! notifications the router pauses it until it is woken, and a dropped link is never
-//! disconnected (its will is lost). A drain task per client handles both: it moves
-//! notifications into an unbounded queue as fast as they arrive and wakes the router, and
-//! when every handle is gone it publishes the will and disconnects the link. A receiver
-//! that falls more than `local_queue_limit` messages behind loses the newest ones, counted
-//! in `dropped_slow_subscriber`.
+//! disconnected (its will is lost). A drain task per client handles both: it takes
+//! notifications as fast as they arrive and wakes the router, and when every handle is
+//! gone it publishes the will and disconnects the link. A queue-mode receiver that falls
+//! more than `local_queue_limit` messages behind loses the newest ones, counted in
+//! `dropped_slow_subscriber`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,8 +38,9 @@ use crate::subs::{router_filter, SubOpts};
 use crate::topic::{parse_shared, validate_filter, validate_topic};
 use crate::types::{Message, Protocol, QoS};
 
-/// Receives an in-process client's messages on the broker's own task, instead of the
-/// `LocalReceiver` queue. It must not block: it is called in line, in order.
+/// Receives an in-process client's messages instead of the `LocalReceiver` queue. It is
+/// called in line on the publisher's task (so possibly from several tasks at once, in
+/// order per publisher) and may publish with `try_publish`; it must not block.
 pub type LocalSink = Arc<dyn Fn(Message) + Send + Sync>;
 
 /// Options for an in-process client.

@@ -59,8 +59,9 @@ pub enum Event {
     Closed,
 }
 
-/// Where a connection delivers its events: called in line, in order, on the
-/// transport's own task (the broker's for in-process links), so it must not block.
+/// Where a connection delivers its events: called in line, so it must not block. Over
+/// TCP on the connection's task, in order; in-process on the publisher's task (possibly
+/// several at once, in order per publisher).
 pub type Sink = std::sync::Arc<dyn Fn(Event) + Send + Sync>;
 
 /// A sink for a consumer that does not exist yet when the connection is made: events

@@ -235,7 +235,10 @@ impl Inner {
     /// Renews subscriptions and re-announces after a (re)connect.
     async fn on_connected(&self, session: u64) -> Result<(), ClientError> {
         self.session.store(session, Ordering::Relaxed);
-        self.link.subscribe(&self.reply_topic).await?;
+        // Replies at QoS 0: a reply matters only to a caller waiting on this live, clean
+        // session, and QoS 1 would cost an acknowledgement per call (~15% of the calls a
+        // loaded kernel answers per second).
+        self.link.subscribe_qos(&self.reply_topic, 0).await?;
         let methods: Vec<String> = self
             .handlers
             .lock()

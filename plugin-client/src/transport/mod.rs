@@ -207,9 +207,15 @@ impl Link {
         }
     }
 
+    /// Subscribes at QoS 1.
     pub async fn subscribe(&self, filter: &str) -> Result<(), ClientError> {
+        self.subscribe_qos(filter, 1).await
+    }
+
+    /// Subscribes at `qos` (0, 1 or 2; in-process delivery has no QoS).
+    pub async fn subscribe_qos(&self, filter: &str, qos: u8) -> Result<(), ClientError> {
         match &self.0 {
-            LinkKind::Tcp(l) => l.subscribe(filter).await,
+            LinkKind::Tcp(l) => l.subscribe(filter, qos).await,
             #[cfg(feature = "in-process")]
             LinkKind::Local(l) => l.subscribe(filter).await,
         }

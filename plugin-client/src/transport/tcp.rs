@@ -196,11 +196,11 @@ impl TcpLink {
 
     /// Subscribes and waits (at most 10 s) for the broker's SUBACK, so that messages
     /// published after this returns are delivered.
-    pub async fn subscribe(&self, filter: &str) -> Result<(), ClientError> {
+    pub async fn subscribe(&self, filter: &str, q: u8) -> Result<(), ClientError> {
         let ticket = {
             let _order = self.subscribes.lock().await;
             self.client
-                .subscribe(filter, QoS::AtLeastOnce)
+                .subscribe(filter, qos(q))
                 .await
                 .map_err(|e| ClientError::Transport(e.to_string()))?;
             self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1

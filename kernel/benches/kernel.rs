@@ -7,7 +7,8 @@
 //! * durable `storage.set` writes/s with 1 and 32 concurrent callers;
 //! * RSS of the `hcore run` process (broker + kernel) after all of it.
 //!
-//! Run: `cargo bench -p hcore-kernel --bench kernel` (needs `mosquitto` on PATH).
+//! Run: `cargo bench -p hcore-kernel --bench kernel` (needs `mosquitto` on PATH);
+//! `BENCH_ONLY=storage` runs the durable-write part alone.
 
 // The broker benchmark's raw client; this benchmark uses only part of it.
 #[allow(dead_code)]
@@ -78,6 +79,16 @@ async fn bench() {
         .unwrap();
     wait_port(addr).await;
     let url = format!("mqtt://{addr}");
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("storage") {
+        // A quick look at durable writes alone (for profiling).
+        let w1 = storage_writes(&url, 1, Duration::from_secs(3)).await;
+        let w32 = storage_writes(&url, 32, Duration::from_secs(3)).await;
+        println!("durable storage.set: {w1:.0} writes/s with 1 caller, {w32:.0} writes/s with 32 callers");
+        let _ = hcore.kill();
+        let _ = hcore.wait();
+        let _ = std::fs::remove_dir_all(&data);
+        return;
+    }
     // mosquitto for the reference ping-pong.
     let mport = free_port();
     let conf = std::env::temp_dir().join(format!("hcore-bench-{mport}.conf"));
@@ -119,8 +130,8 @@ async fn bench() {
 
     // The in-process case gets its own single-threaded runtime, as an embedding
     // application on a small device would run it.
-    let inproc = Stats(
-        tokio::task::spawn_blocking(|| {
+    let (inproc, local_pp) = {
+        let (rpc, pp) = tokio::task::spawn_blocking(|| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -128,9 +139,10 @@ async fn bench() {
                 .block_on(in_process_rpc())
         })
         .await
-        .unwrap(),
-    );
-    let inproc_mt = Stats(in_process_rpc().await);
+        .unwrap();
+        (Stats(rpc), pp)
+    };
+    let inproc_mt = Stats(in_process_rpc().await.0);
 
     let _ = hcore.kill();
     let _ = hcore.wait();
@@ -153,6 +165,10 @@ async fn bench() {
     row(
         "RPC state.get, SDK in-process (2-worker runtime)",
         &inproc_mt,
+    );
+    row(
+        "raw in-process ping-pong, no kernel (queue + echo task)",
+        &local_pp,
     );
     row("state.set -> subscriber sees retained update", &retained);
     println!(
@@ -311,7 +327,8 @@ async fn storage_writes(url: &str, callers: usize, for_how_long: Duration) -> f6
     done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Two in-process broker clients bouncing a message: the router's own round-trip cost.
+/// Two in-process broker clients bouncing a message through queue-mode receivers and an
+/// echo task: what an in-process round trip costs without the kernel and the SDK.
 async fn local_ping_pong(broker: &Broker) -> Stats {
     use hcore_broker::{LocalOptions, Message, QoS};
     let (a, mut arx) = broker
@@ -344,7 +361,9 @@ async fn local_ping_pong(broker: &Broker) -> Stats {
     Stats(rtts)
 }
 
-async fn in_process_rpc() -> Vec<Duration> {
+/// In-process RPC round trips (SDK -> kernel `state.get`), and `local_ping_pong` on the
+/// same broker.
+async fn in_process_rpc() -> (Vec<Duration>, Stats) {
     let data = temp_dir();
     let policy = Arc::new(KernelPolicy::new("hc"));
     let broker = Broker::start_with_hooks(
@@ -370,14 +389,9 @@ async fn in_process_rpc() -> Vec<Duration> {
         .unwrap();
     client.state().set("bench/x", json!(0)).await.unwrap();
     let out = rpc_round_trips(&client, ROUNDS).await;
-    let floor = local_ping_pong(&broker).await;
-    println!(
-        "(floor: raw in-process ping-pong through the router, no kernel: p50 {:.0} us, p99 {:.0} us)",
-        floor.p(0.5),
-        floor.p(0.99)
-    );
+    let ping_pong = local_ping_pong(&broker).await;
     kernel.shutdown().await;
     broker.shutdown().await;
     let _ = std::fs::remove_dir_all(&data);
-    out
+    (out, ping_pong)
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use hcore_client::{ClientOptions, Plugin};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::config::KernelConfig;
 use crate::policy::KernelPolicy;
@@ -83,13 +84,11 @@ impl PluginManager {
             entry.state = "loaded".into();
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(supervise(
-            self.inner.clone(),
-            id.to_string(),
-            factory,
-            rx,
-            start,
-        ));
+        // Everything the plugin's supervisor and instances log carries the plugin's id.
+        let span = tracing::info_span!("plugin", id = %id);
+        let task = tokio::spawn(
+            supervise(self.inner.clone(), id.to_string(), factory, rx, start).instrument(span),
+        );
         self.inner
             .slots
             .lock()
@@ -212,13 +211,16 @@ async fn supervise(
         tracing::info!(plugin = %id, "starting in-process plugin");
         let (stop_tx, stop_rx) = oneshot::channel();
         let (started_tx, mut started_rx) = oneshot::channel();
-        let mut run = tokio::spawn(run_instance(
-            factory(),
-            inner.connection.clone(),
-            id.clone(),
-            stop_rx,
-            started_tx,
-        ));
+        let mut run = tokio::spawn(
+            run_instance(
+                factory(),
+                inner.connection.clone(),
+                id.clone(),
+                stop_rx,
+                started_tx,
+            )
+            .in_current_span(),
+        );
         let started_at = Instant::now();
         let mut stop_tx = Some(stop_tx);
         let failure: Option<String> = loop {

@@ -215,6 +215,8 @@ impl Shared {
             return;
         }
         let full = format!("{service}.{method}");
+        // Disabled unless debug logging is on: then every log line of the call says whose.
+        let _span = tracing::debug_span!("call", caller, method = %full).entered();
         let is_kernel = KERNEL_SERVICES.contains(&service);
         let default_reply = self.topics.reply(caller);
         let parsed = serde_json::from_slice::<Request>(&m.payload);
@@ -295,6 +297,9 @@ impl Shared {
                 Outcome::Later => return,
             }
         };
+        if let Err(e) = &outcome {
+            tracing::debug!(code = %e.code, "{}", e.message);
+        }
         self.reply(&to, outcome);
     }
 

@@ -22,6 +22,19 @@ fn recording() -> (LocalSink, Arc<Mutex<Vec<Message>>>) {
     (Arc::new(move |m| g.lock().unwrap().push(m)), got)
 }
 
+/// An in-process client that receives through `sink`.
+async fn sink_client(
+    broker: &hcore_broker::Broker,
+    id: &str,
+    sink: LocalSink,
+) -> (LocalClient, hcore_broker::LocalReceiver) {
+    let options = LocalOptions {
+        sink: Some(sink),
+        ..Default::default()
+    };
+    broker.local_client(id, options).await.unwrap()
+}
+
 async fn until(mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !done() {
@@ -61,14 +74,7 @@ async fn a_new_subscriber_sees_the_retained_value_before_newer_live_ones() {
     until(|| broker.metrics().publishes_received > 0).await;
     for n in 0..100 {
         let (sink, got) = recording();
-        let options = LocalOptions {
-            sink: Some(sink),
-            ..Default::default()
-        };
-        let (sub, _rx) = broker
-            .local_client(&format!("late-{n}"), options)
-            .await
-            .unwrap();
+        let (sub, _rx) = sink_client(&broker, &format!("late-{n}"), sink).await;
         sub.subscribe("race/#", QoS::AtMostOnce).await.unwrap();
         until(|| got.lock().unwrap().len() >= 3).await;
         let got = got.lock().unwrap().clone();
@@ -91,16 +97,7 @@ async fn each_publishers_messages_arrive_in_order_and_complete() {
     let broker = start().await;
     let addr = addr(&broker);
     let (sink, got) = recording();
-    let (sub, _rx) = broker
-        .local_client(
-            "collector",
-            LocalOptions {
-                sink: Some(sink),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (sub, _rx) = sink_client(&broker, "collector", sink).await;
     sub.subscribe("load/+", QoS::AtLeastOnce).await.unwrap();
     const N: u32 = 5_000;
     let mut tasks = Vec::new();
@@ -171,16 +168,7 @@ async fn a_sink_that_publishes_in_line_recurses_without_exhausting_the_stack() {
             }
         }
     });
-    let (client, _rx) = broker
-        .local_client(
-            "echo",
-            LocalOptions {
-                sink: Some(sink),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (client, _rx) = sink_client(&broker, "echo", sink).await;
     let _ = me.set(client.clone());
     client.subscribe("ping", QoS::AtMostOnce).await.unwrap();
     client
@@ -203,16 +191,7 @@ async fn a_panicking_sink_loses_one_message_and_the_publisher_is_unaffected() {
         }
         record(m);
     });
-    let (sub, _rx) = broker
-        .local_client(
-            "fragile",
-            LocalOptions {
-                sink: Some(sink),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let (sub, _rx) = sink_client(&broker, "fragile", sink).await;
     sub.subscribe("t/#", QoS::AtMostOnce).await.unwrap();
     let mut witness = v4(addr, "witness").await;
     witness.subscribe("t/#", rumqttc::QoS::AtLeastOnce).await;
@@ -256,16 +235,13 @@ async fn unsubscribed_closed_and_taken_over_clients_get_nothing_more() {
         .unwrap();
     witness.subscribe("x/#", QoS::AtMostOnce).await.unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
-    let counting = |c: &Arc<AtomicUsize>| -> LocalOptions {
+    let counting = |c: &Arc<AtomicUsize>| -> LocalSink {
         let c = c.clone();
-        LocalOptions {
-            sink: Some(Arc::new(move |_| {
-                c.fetch_add(1, Ordering::SeqCst);
-            })),
-            ..Default::default()
-        }
+        Arc::new(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+        })
     };
-    let (a, _arx) = broker.local_client("a", counting(&calls)).await.unwrap();
+    let (a, _arx) = sink_client(&broker, "a", counting(&calls)).await;
     a.subscribe("x/#", QoS::AtMostOnce).await.unwrap();
     a.subscribe("x/+", QoS::AtMostOnce).await.unwrap();
     let publish = |n: u32| {
@@ -287,16 +263,10 @@ async fn unsubscribed_closed_and_taken_over_clients_get_nothing_more() {
 
     // Taken over: the old client's subscriptions end with it.
     let old_calls = Arc::new(AtomicUsize::new(0));
-    let (old, mut old_rx) = broker
-        .local_client("b", counting(&old_calls))
-        .await
-        .unwrap();
+    let (old, mut old_rx) = sink_client(&broker, "b", counting(&old_calls)).await;
     old.subscribe("x/#", QoS::AtMostOnce).await.unwrap();
     let new_calls = Arc::new(AtomicUsize::new(0));
-    let (new, _nrx) = broker
-        .local_client("b", counting(&new_calls))
-        .await
-        .unwrap();
+    let (new, _nrx) = sink_client(&broker, "b", counting(&new_calls)).await;
     assert!(tokio::time::timeout(WAIT, old_rx.recv())
         .await
         .unwrap()

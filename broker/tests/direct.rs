@@ -1,7 +1,8 @@
 //! Direct delivery to in-process clients (matched at the edge, handed over on the
 //! publisher's task): retained-before-live under racing publishers, per-publisher order
 //! with several network publishers at once, sinks that publish in line (bounded
-//! recursion), sinks that panic, and subscriptions that end.
+//! recursion), sinks that panic, subscriptions that end, and queue receivers that never
+//! read.
 
 mod common;
 
@@ -284,5 +285,38 @@ async fn unsubscribed_closed_and_taken_over_clients_get_nothing_more() {
     for n in 1..=5u32 {
         assert_eq!(seq(&wrx.recv().await.unwrap()), n, "the witness saw all");
     }
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_receiver_that_never_reads_loses_the_newest_and_counts_them() {
+    let mut config = test_config();
+    config.local_queue_limit = 500;
+    let broker = start_with(config, None).await;
+    let (idle, mut idle_rx) = broker
+        .local_client("idle", LocalOptions::default())
+        .await
+        .unwrap();
+    idle.subscribe("flood/#", QoS::AtMostOnce).await.unwrap();
+    let (sink, got) = recording();
+    let (busy, _brx) = sink_client(&broker, "busy", sink).await;
+    busy.subscribe("flood/#", QoS::AtMostOnce).await.unwrap();
+    let (publisher, _prx) = broker
+        .local_client("flooder", LocalOptions::default())
+        .await
+        .unwrap();
+    for i in 0..2_000u32 {
+        publisher
+            .publish(Message::new("flood/x", i.to_be_bytes().to_vec()))
+            .await
+            .unwrap();
+    }
+    // The sink client got everything; the idle queue kept the oldest 500.
+    assert_eq!(got.lock().unwrap().len(), 2_000);
+    assert_eq!(broker.metrics().dropped_slow_subscriber, 1_500);
+    for expected in 0..500u32 {
+        assert_eq!(seq(&idle_rx.try_recv().expect("kept")), expected);
+    }
+    assert!(idle_rx.try_recv().is_none());
     broker.shutdown().await;
 }

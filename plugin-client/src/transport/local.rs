@@ -31,7 +31,7 @@ impl LocalLink {
         let options = LocalOptions {
             will,
             username: None,
-            // Messages are handed over in line on the broker's task: no hop per message.
+            // Messages are handed over in line on the publisher's task: no hop per message.
             sink: Some(std::sync::Arc::new(move |m| {
                 message_sink(Event::Message(message(m)))
             })),

@@ -106,7 +106,9 @@ impl Client {
             .send(Outgoing {
                 topic: self.topics().call(self.id(), service, name),
                 payload: payload.into(),
-                qos: 1,
+                // The reply (or the timeout) is the acknowledgement; a broker PUBACK per
+                // call cost ~20% of 32 writers' throughput for nothing (clean sessions).
+                qos: 0,
                 retain: false,
                 correlation: Some(id.clone().into()),
             })

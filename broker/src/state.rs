@@ -17,7 +17,7 @@ use crate::retained::{RetainedMessage, RetainedStore};
 use crate::router::RouterHandle;
 use crate::sessions::Sessions;
 use crate::tasks::TaskCounter;
-use crate::types::{Message, Properties, QoS};
+use crate::types::Message;
 
 /// What handing a packet to the router does to the retained store, in packet order.
 pub(crate) enum Effect {
@@ -39,13 +39,7 @@ impl Item {
     pub fn into_message(self) -> Message {
         match (self.effect, self.packet) {
             (Effect::Retain(m), _) => m,
-            (_, Packet::Publish(p, props)) => Message {
-                topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                payload: p.payload,
-                qos: crate::types::QoS::AtMostOnce,
-                retain: false,
-                properties: props.map(crate::types::Properties::from_publish),
-            },
+            (_, Packet::Publish(p, props)) => Message::delivered(&p.topic, p.payload, props),
             _ => Message::new("", ""),
         }
     }
@@ -224,17 +218,7 @@ impl BrokerState {
         if targets.is_empty() {
             return;
         }
-        let properties = props
-            .clone()
-            .map(Properties::from_publish)
-            .filter(|p| !p.is_empty());
-        let message = Message {
-            topic: topic.to_string(),
-            payload: p.payload.clone(),
-            qos: QoS::AtMostOnce,
-            retain: false,
-            properties,
-        };
+        let message = Message::delivered(&p.topic, p.payload.clone(), props.clone());
         out.push(message, targets);
     }
 

@@ -161,6 +161,26 @@ impl Message {
         std::str::from_utf8(&self.payload).ok()
     }
 
+    /// A live message as a subscriber receives it from a router publish: QoS 0 (the edge
+    /// delivers at the subscription's QoS), not retained, no subscription identifiers.
+    pub(crate) fn delivered(
+        topic: &[u8],
+        payload: Bytes,
+        props: Option<rumqttd::protocol::PublishProperties>,
+    ) -> Message {
+        let properties = props.map(|mut p| {
+            p.subscription_identifiers.clear();
+            Properties::from_publish(p)
+        });
+        Message {
+            topic: String::from_utf8_lossy(topic).into_owned(),
+            payload,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: properties.filter(|p| !p.is_empty()),
+        }
+    }
+
     pub(crate) fn from_will(will: LastWill, props: Option<LastWillProperties>) -> Option<Message> {
         let topic = String::from_utf8(will.topic.to_vec()).ok()?;
         let properties = props.map(Properties::from_will).filter(|p| !p.is_empty());

@@ -44,10 +44,9 @@ pub(crate) struct Delivery {
 }
 
 struct Gate {
-    /// Subscriptions being opened: live messages wait behind their retained ones.
-    opening: usize,
-    /// `release` is handing over held messages: newer ones queue behind them.
-    flushing: bool,
+    /// A subscription is opening, or its held messages are being handed over: live
+    /// messages wait behind its retained ones.
+    holding: bool,
     held: Vec<Message>,
     /// The receiver queue; `None` once the client is closed.
     queue: Option<mpsc::UnboundedSender<Message>>,
@@ -67,8 +66,7 @@ impl Delivery {
             queued,
             deferred,
             gate: Mutex::new(Gate {
-                opening: 0,
-                flushing: false,
+                holding: false,
                 held: Vec::new(),
                 queue: Some(queue),
             }),
@@ -86,7 +84,7 @@ impl Delivery {
             if gate.queue.is_none() {
                 return;
             }
-            if gate.opening > 0 || gate.flushing {
+            if gate.holding {
                 gate.held.push(message);
                 return;
             }
@@ -94,33 +92,24 @@ impl Delivery {
         self.deliver(st, message);
     }
 
-    /// Starts opening a subscription: live messages wait until `release`.
+    /// Starts opening a subscription: live messages wait until `release`. One
+    /// subscription opens at a time (the client serializes its subscribes).
     pub(super) fn hold(&self) {
-        self.gate().opening += 1;
+        self.gate().holding = true;
     }
 
     /// Ends opening a subscription: delivers `first` (its retained messages), then what
-    /// was held meanwhile, in order.
+    /// was held meanwhile and what arrives while handing those over, in order.
     pub(super) fn release(&self, st: &BrokerState, first: Vec<Message>) {
         let mut batch = first;
-        {
-            let mut gate = self.gate();
-            gate.opening = gate.opening.saturating_sub(1);
-            if gate.opening > 0 || gate.flushing {
-                batch.append(&mut gate.held);
-                gate.held = batch;
-                return;
-            }
-            gate.flushing = true;
-            batch.append(&mut gate.held);
-        }
+        batch.append(&mut self.gate().held);
         loop {
             for m in batch.drain(..) {
                 self.deliver(st, m);
             }
             let mut gate = self.gate();
             if gate.held.is_empty() {
-                gate.flushing = false;
+                gate.holding = false;
                 return;
             }
             std::mem::swap(&mut batch, &mut gate.held);
@@ -158,13 +147,6 @@ impl Delivery {
         DEPTH.with(|d| d.set(depth));
         if result.is_err() {
             tracing::error!(client_id = %self.info.client_id, "in-process sink panicked; message lost");
-        }
-    }
-
-    /// A deferred delivery, made by the drain task.
-    pub(super) fn deliver_deferred(&self, st: &BrokerState, message: Message) {
-        if self.gate().queue.is_some() {
-            self.deliver(st, message);
         }
     }
 
@@ -272,17 +254,11 @@ impl Deliveries {
     /// Delivers every message to its targets, in order.
     pub fn deliver(self, st: &BrokerState) {
         for (message, targets) in self.0 {
-            let last = targets.len() - 1;
-            let mut message = Some(message);
-            for (i, d) in targets.iter().enumerate() {
-                let m = if i == last {
-                    message.take()
-                } else {
-                    message.clone()
-                };
-                if let Some(m) = m {
-                    d.offer(st, m);
+            if let Some((last, others)) = targets.split_last() {
+                for d in others {
+                    d.offer(st, message.clone());
                 }
+                last.offer(st, message);
             }
         }
     }

@@ -17,7 +17,7 @@ use crate::pressure::PressureFlag;
 use crate::router::{notification_packet, try_next};
 use crate::sessions::SessionClaim;
 use crate::state::BrokerState;
-use crate::types::{Message, Properties, QoS};
+use crate::types::Message;
 
 pub(super) enum Control {
     /// A shared subscription is on its way to the router: report its SUBACK code.
@@ -72,7 +72,7 @@ impl Drain {
                     Some(Control::Disconnect(ack)) => break End::Disconnect(Some(ack)),
                     None => break End::Dropped,
                 },
-                Some(m) = deferred.recv() => self.delivery.deliver_deferred(&self.st, m),
+                Some(m) = deferred.recv() => self.delivery.offer(&self.st, m),
                 n = rx.next() => match n {
                     Ok(Some(n)) => {
                         if !self.on_notifications(n, &mut rx, &mut control).await {
@@ -130,21 +130,9 @@ impl Drain {
         while let Some(n) = next.take() {
             match n {
                 Notification::Forward(f) => {
-                    let topic = String::from_utf8_lossy(&f.publish.topic).into_owned();
-                    let properties = f.properties.map(|mut p| {
-                        p.subscription_identifiers.clear();
-                        Properties::from_publish(p)
-                    });
-                    self.delivery.offer(
-                        &self.st,
-                        Message {
-                            topic,
-                            payload: f.publish.payload,
-                            qos: QoS::AtMostOnce,
-                            retain: false,
-                            properties: properties.filter(|p| !p.is_empty()),
-                        },
-                    );
+                    let message =
+                        Message::delivered(&f.publish.topic, f.publish.payload, f.properties);
+                    self.delivery.offer(&self.st, message);
                 }
                 Notification::Unschedule => wake = true,
                 other => {

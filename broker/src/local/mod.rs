@@ -198,7 +198,7 @@ pub(crate) async fn connect(
 }
 
 /// Hands one control packet (no retained effect) to the router.
-async fn st_submit_plain(
+async fn submit_control(
     st: &BrokerState,
     tx: &mut LinkTx,
     packet: Packet,
@@ -365,7 +365,7 @@ impl LocalClient {
             );
         {
             let mut tx = self.shared.tx.lock().await;
-            st_submit_plain(&self.shared.st, &mut tx, packet).await?;
+            submit_control(&self.shared.st, &mut tx, packet).await?;
         }
         let code = done_rx.await.map_err(|_| BrokerError::Closed)?;
         if code >= 0x80 {
@@ -399,7 +399,7 @@ impl LocalClient {
                     None,
                 );
                 let mut tx = self.shared.tx.lock().await;
-                st_submit_plain(&self.shared.st, &mut tx, packet).await
+                submit_control(&self.shared.st, &mut tx, packet).await
             }
         }
     }

@@ -126,12 +126,7 @@ pub(crate) fn apply_change(
         }
         Change::Changed { old, new } => (old, new),
     };
-    let tree = sh
-        .state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .tree
-        .clone();
+    let tree = state_tree(sh);
     let record = serde_json::to_vec(&new).unwrap_or_default();
     let effects = vec![
         retained_record(sh, key, record.clone()),
@@ -163,6 +158,15 @@ pub(crate) fn apply_change(
     })
 }
 
+/// The state engine's database tree (a cheap handle), for a persistence job.
+fn state_tree(sh: &Shared) -> sled::Tree {
+    sh.state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .tree
+        .clone()
+}
+
 /// Persists a delete and announces it (empty retained record, `state_changed` event).
 pub(crate) fn apply_delete(
     sh: &Arc<Shared>,
@@ -175,12 +179,7 @@ pub(crate) fn apply_delete(
     let Some(old) = removed else {
         return Outcome::Reply(Ok(json!({ "deleted": false })));
     };
-    let tree = sh
-        .state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .tree
-        .clone();
+    let tree = state_tree(sh);
     let effects = vec![
         retained_record(sh, key, Vec::new()),
         state_changed(

@@ -1,5 +1,5 @@
 //! Direct delivery to in-process clients (matched at the edge, handed over on the
-//! publisher's task): retained-before-live under racing publishers, per-publisher order
+//! publisher's task): retained-before-live (forced and under racing publishers), per-publisher order
 //! with several network publishers at once, sinks that publish in line (bounded
 //! recursion), sinks that panic, subscriptions that end, and queue receivers that never
 //! read.
@@ -48,48 +48,123 @@ async fn until(mut done: impl FnMut() -> bool) {
 async fn a_new_subscriber_sees_the_retained_value_before_newer_live_ones() {
     let broker = start().await;
     let addr = addr(&broker);
-    // A network publisher keeps replacing one retained value with a growing number.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A network publisher and an in-process one keep replacing a retained value each with
+    // a growing number, while subscribers keep arriving.
     let publisher = v4(addr, "counter").await;
     let client = publisher.client.clone();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s = stop.clone();
-    let pump = tokio::spawn(async move {
+    let tcp_pump = tokio::spawn(async move {
         let mut i = 0u32;
         while !s.load(Ordering::Relaxed) {
             i += 1;
-            client
-                .publish(
-                    "race/value",
-                    rumqttc::QoS::AtMostOnce,
-                    true,
-                    i.to_be_bytes().to_vec(),
-                )
-                .await
-                .unwrap();
+            let payload = i.to_be_bytes().to_vec();
+            let sent = client.publish("race/tcp", rumqttc::QoS::AtMostOnce, true, payload);
+            sent.await.unwrap();
             if i % 64 == 0 {
                 tokio::task::yield_now().await;
             }
         }
     });
-    // Wait until the first retained value is stored.
-    until(|| broker.metrics().publishes_received > 0).await;
-    for n in 0..100 {
+    let (local, _lrx) = broker
+        .local_client("local-counter", LocalOptions::default())
+        .await
+        .unwrap();
+    let s = stop.clone();
+    let local_pump = tokio::spawn(async move {
+        let mut i = 0u32;
+        while !s.load(Ordering::Relaxed) {
+            i += 1;
+            let m = Message::new("race/local", i.to_be_bytes().to_vec()).retained(true);
+            local.publish(m).await.unwrap();
+            if i % 16 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let handle = broker.handle();
+    until(|| handle.retained_count() == 2).await;
+    let mut subscribers = Vec::new();
+    for n in 0..400 {
         let (sink, got) = recording();
-        let (sub, _rx) = sink_client(&broker, &format!("late-{n}"), sink).await;
+        let (sub, rx) = sink_client(&broker, &format!("late-{n}"), sink).await;
         sub.subscribe("race/#", QoS::AtMostOnce).await.unwrap();
-        until(|| got.lock().unwrap().len() >= 3).await;
-        let got = got.lock().unwrap().clone();
-        assert!(got[0].retain, "the retained value comes first");
-        assert!(got[1..].iter().all(|m| !m.retain), "then only live ones");
-        let numbers: Vec<u32> = got.iter().map(seq).collect();
-        assert!(
-            numbers.windows(2).all(|w| w[0] < w[1]),
-            "never older than what was seen: {numbers:?}"
-        );
-        sub.disconnect().await.unwrap();
+        subscribers.push((sub, rx, got));
     }
     stop.store(true, Ordering::Relaxed);
-    pump.await.unwrap();
+    tcp_pump.await.unwrap();
+    local_pump.await.unwrap();
+    for (_, _, got) in &subscribers {
+        until(|| got.lock().unwrap().len() >= 2).await;
+        let got = got.lock().unwrap().clone();
+        for topic in ["race/tcp", "race/local"] {
+            let on_topic: Vec<&Message> = got.iter().filter(|m| m.topic == topic).collect();
+            assert!(
+                on_topic[0].retain,
+                "the retained value comes first on {topic}"
+            );
+            assert!(
+                on_topic[1..].iter().all(|m| !m.retain),
+                "then only live ones"
+            );
+            let numbers: Vec<u32> = on_topic.iter().map(|m| seq(m)).collect();
+            assert!(
+                numbers.windows(2).all(|w| w[0] < w[1]),
+                "never older than what was seen on {topic}: {numbers:?}"
+            );
+        }
+    }
+    broker.shutdown().await;
+}
+
+/// Runs `trigger` (once) when the retained message of a new subscription is about to be
+/// delivered: the moment a live message could overtake it.
+#[derive(Default)]
+struct AtSnapshot {
+    trigger: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl hcore_broker::Hooks for AtSnapshot {
+    fn authorize_delivery(&self, client: &hcore_broker::ClientInfo, _topic: &str) -> bool {
+        if client.client_id == "late" {
+            let trigger = self.trigger.lock().unwrap().take();
+            if let Some(trigger) = trigger {
+                trigger();
+            }
+        }
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_message_published_while_a_subscription_opens_waits_for_the_retained_one() {
+    let hooks = Arc::new(AtSnapshot::default());
+    let broker = start_with(test_config(), Some(hooks.clone())).await;
+    let (publisher, _prx) = broker
+        .local_client("publisher", LocalOptions::default())
+        .await
+        .unwrap();
+    publisher
+        .publish(Message::new("gate/x", 1u32.to_be_bytes().to_vec()).retained(true))
+        .await
+        .unwrap();
+    // While the snapshot is being handed over, another thread publishes a live message
+    // and waits until its publish (and any in-line delivery) is done.
+    *hooks.trigger.lock().unwrap() = Some(Box::new(move || {
+        std::thread::spawn(move || {
+            let live = Message::new("gate/x", 2u32.to_be_bytes().to_vec());
+            assert!(publisher.try_publish(live).is_ok(), "publish taken at once");
+        })
+        .join()
+        .unwrap();
+    }));
+    let (sink, got) = recording();
+    let (late, _rx) = sink_client(&broker, "late", sink).await;
+    late.subscribe("gate/#", QoS::AtMostOnce).await.unwrap();
+    until(|| got.lock().unwrap().len() >= 2).await;
+    let got = got.lock().unwrap().clone();
+    let order: Vec<(u32, bool)> = got.iter().map(|m| (seq(m), m.retain)).collect();
+    assert_eq!(order, [(1, true), (2, false)], "retained first, then live");
     broker.shutdown().await;
 }
 

@@ -1,12 +1,10 @@
 //! The authorization hook on SUBSCRIBE and PUBLISH: refused filters get a SUBACK failure
 //! code, refused publishes are dropped (v5 QoS 1: PUBACK 0x87), and the connection stays.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::*;
 use hcore_broker::{ClientInfo, Hooks};
+use hcore_tests::broker::*;
 use rumqttc::v5::mqttbytes::v5::{Packet as P5, PubAckReason, SubscribeReasonCode as S5};
 use rumqttc::v5::mqttbytes::QoS as Q5;
 use rumqttc::{QoS, SubscribeReasonCode as S4};

@@ -1,12 +1,10 @@
 //! One port for MQTT 3.1.1 and 5, keep-alive 0, and CONNECT refusals with the right
 //! reason code for each protocol version.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
 use hcore_broker::{ConnectInfo, ConnectRefusal, Hooks};
+use hcore_tests::broker::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_port_serves_v311_and_v5_clients() {

@@ -4,13 +4,11 @@
 //! recursion), sinks that panic, subscriptions that end, and queue receivers that never
 //! read.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use common::*;
 use hcore_broker::{LocalClient, LocalOptions, LocalSink, Message, QoS};
+use hcore_tests::broker::*;
 
 fn seq(m: &Message) -> u32 {
     u32::from_be_bytes(m.payload[..4].try_into().unwrap())

@@ -1,11 +1,9 @@
 //! Hostile input over raw TCP. Each case closes only the offending connection; a witness
 //! client connected before is checked during and after every case.
 
-mod common;
-
 use std::net::SocketAddr;
 
-use common::*;
+use hcore_tests::broker::*;
 use rumqttc::QoS;
 
 struct Witness {

@@ -1,10 +1,8 @@
 //! In-process clients: the same API and rules as network clients, without TCP.
 
-mod common;
-
 use bytes::Bytes;
-use common::*;
 use hcore_broker::{LocalOptions, Message, Properties, QoS};
+use hcore_tests::broker::*;
 use rumqttc::v5::mqttbytes::QoS as Q5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

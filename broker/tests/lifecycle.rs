@@ -1,11 +1,9 @@
 //! Listeners from config, connection limits, TCP_NODELAY, and clean shutdown.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use hcore_broker::{BrokerConfig, ListenerConfig, LocalOptions, QoS};
+use hcore_tests::broker::*;
 
 #[tokio::test]
 async fn extra_listeners_share_one_broker_and_enforce_their_limits() {

@@ -4,11 +4,9 @@
 //! binary, so no other test shares the RSS); the clients are raw sockets that hold no
 //! messages.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use hcore_tests::broker::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn rss_bytes() -> u64 {

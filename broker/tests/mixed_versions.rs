@@ -1,10 +1,8 @@
 //! MQTT 5 messages with properties reaching MQTT 3.1.1 subscribers (rumqttd's v4 encoder
 //! panics on them and poisons the listener), with v5 subscribers seeing every property.
 
-mod common;
-
 use bytes::Bytes;
-use common::*;
+use hcore_tests::broker::*;
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use rumqttc::v5::mqttbytes::QoS as Q5;
 

@@ -1,11 +1,9 @@
 //! Protocol details where rumqttd's router alone misbehaves: UNSUBSCRIBE answers, shared
 //! subscriptions, persistent sessions, client ids, QoS 2 with v5 properties.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use hcore_tests::broker::*;
 use rumqttc::QoS;
 
 #[tokio::test]

@@ -1,9 +1,7 @@
 //! Retained messages: kept, delivered on subscribe, deleted only by an empty *retained*
 //! publish (rumqttd deletes them on any empty publish).
 
-mod common;
-
-use common::*;
+use hcore_tests::broker::*;
 use rumqttc::QoS;
 
 async fn retained_payload(

@@ -1,9 +1,7 @@
 //! Keep-alive per spec (incoming packets only) and wills: published on abnormal close,
 //! not on a clean DISCONNECT, and never stale after a session takeover.
 
-mod common;
-
-use common::*;
+use hcore_tests::broker::*;
 
 /// An observer subscribed to `filter`.
 async fn observer(addr: std::net::SocketAddr, id: &str, filter: &str) -> V4 {

@@ -2,9 +2,7 @@
 //! device topics passed through untouched, and the context chain
 //! event -> call -> state change.
 
-mod common;
-
-use common::*;
+use hcore_tests::hub::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

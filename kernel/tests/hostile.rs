@@ -1,14 +1,12 @@
 //! Hostile requests: each gets a structured error where there is somewhere to send it,
 //! and none of them affects other callers.
 
-mod common;
-
-use common::*;
 use hcore_client::ErrorCode;
+use hcore_tests::hub::*;
 use serde_json::{json, Value};
 
 /// Sends a raw request as `caller` and returns the reply on its default reply topic.
-async fn ask(r: &mut Raw, caller: &str, path: &str, payload: &str) -> Value {
+async fn ask(r: &mut V5, caller: &str, path: &str, payload: &str) -> Value {
     r.publish(
         &format!("hc/call/{caller}/{path}"),
         payload.to_string(),
@@ -27,7 +25,7 @@ fn code(v: &Value) -> &str {
 async fn malformed_requests_get_structured_errors() {
     let h = start().await;
     let mut r = raw(h.addr, "fuzz", None).await;
-    r.subscribe("hc/reply/fuzz/#").await;
+    r.sub("hc/reply/fuzz/#").await;
     let cases: Vec<(&str, String, &str)> = vec![
         ("state/get", "{not json".into(), "bad_request"),
         ("state/get", "[1,2,3]".into(), "bad_request"),
@@ -130,7 +128,7 @@ async fn malformed_requests_get_structured_errors() {
 async fn forged_identities_never_reach_the_kernel() {
     let h = start().await;
     let mut r = raw(h.addr, "mallory", None).await;
-    r.subscribe("hc/reply/mallory").await;
+    r.sub("hc/reply/mallory").await;
     // Calling, emitting and announcing as someone else is refused by the broker.
     r.publish(
         "hc/call/alice/state/set",

@@ -1,14 +1,12 @@
 //! Logs carry their context: an in-process plugin's lines its plugin id, a network
 //! client's lines its connection, a call's lines (at debug) its caller and method.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::*;
 use hcore_client::{async_trait, Client, Plugin, PluginError};
 use hcore_kernel::PluginFactory;
+use hcore_tests::hub::*;
 use serde_json::json;
 
 #[derive(Clone, Default)]

@@ -1,15 +1,13 @@
 //! Plugins: liveness (status, wills, session numbers, stale offlines), manifests, the
 //! kernel's own status, and in-process plugins under the plugin manager.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use common::*;
 use hcore_client::protocol::Manifest;
 use hcore_client::{async_trait, Client, ErrorCode, Plugin, PluginError};
 use hcore_kernel::PluginFactory;
+use hcore_tests::hub::*;
 use serde_json::{json, Value};
 
 async fn plugin_entry(c: &Client, id: &str) -> Option<Value> {

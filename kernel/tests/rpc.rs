@@ -1,14 +1,12 @@
 //! RPC through the kernel: providing and calling across transports, replicas, errors,
 //! no_responders, unavailable, deadlines, and MQTT 3.1.1 / 5 callers without the SDK.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use hcore_client::{CallOptions, ErrorCode, RpcError};
+use hcore_tests::hub::*;
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use serde_json::{json, Value};
 
@@ -129,8 +127,8 @@ async fn a_provider_that_goes_offline_mid_call_fails_it_with_unavailable() {
     let mut a = raw_provider(&h, "slow-a", &["slow.work"]).await;
     let mut b = raw_provider(&h, "slow-b", &["slow.work"]).await;
     // Observers see the call too, over TCP and in-process; they must not count as takers.
-    let spy = raw(h.addr, "spy", None).await;
-    spy.subscribe("hc/#").await;
+    let mut spy = raw(h.addr, "spy", None).await;
+    spy.sub("hc/#").await;
     let local_spy = h.local("local-spy").await;
     let _spied = local_spy.subscribe("hc/call/#").await.unwrap();
     wait_registered(&caller, "slow.work", "slow-a").await;
@@ -145,8 +143,8 @@ async fn a_provider_that_goes_offline_mid_call_fails_it_with_unavailable() {
     });
     // Whichever replica took it now crashes (its socket just goes away).
     let taken_by_a = tokio::select! {
-        _ = a.rx.recv() => true,
-        _ = b.rx.recv() => false,
+        _ = a.next_publish() => true,
+        _ = b.next_publish() => false,
     };
     let (dead, alive) = if taken_by_a { (a, b) } else { (b, a) };
     drop(dead);
@@ -172,8 +170,8 @@ async fn providers_drop_requests_past_their_deadline() {
         })
         .await
         .unwrap();
-    let raw = raw(h.addr, "late", None).await;
-    raw.subscribe("hc/reply/late").await;
+    let mut raw = raw(h.addr, "late", None).await;
+    raw.sub("hc/reply/late").await;
     let past = hcore_client::protocol::now_ms() - 1000;
     raw.publish(
         "hc/call/late/count/hit",
@@ -209,7 +207,7 @@ async fn mqtt5_and_mqtt311_callers_without_the_sdk() {
     c.state().set("doc/x", json!(42)).await.unwrap();
     // MQTT 5: Response Topic + Correlation Data, no id in the payload.
     let mut v5 = raw(h.addr, "v5caller", None).await;
-    v5.subscribe("hc/reply/v5caller/#").await;
+    v5.sub("hc/reply/v5caller/#").await;
     let props = PublishProperties {
         response_topic: Some("hc/reply/v5caller/rr".into()),
         correlation_data: Some(bytes::Bytes::from_static(b"corr-1")),

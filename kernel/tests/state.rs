@@ -1,9 +1,7 @@
 //! The state engine over the SDK (TCP and in-process) and over plain MQTT.
 
-mod common;
-
-use common::*;
 use hcore_client::ErrorCode;
+use hcore_tests::hub::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,8 @@
 //! Namespaced storage: every operation, paging, compare-and-set, and isolation between
 //! namespaces tried the ways a curious user would.
 
-mod common;
-
-use common::*;
 use hcore_client::ErrorCode;
+use hcore_tests::hub::*;
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use serde_json::{json, Value};
 
@@ -76,7 +74,7 @@ async fn one_plugin_cannot_read_or_write_another_namespace() {
         .unwrap();
     // 2. A forged identity property is stripped and replaced by the broker.
     let mut raw_m = raw(h.addr, "mallory-raw", None).await;
-    raw_m.subscribe("hc/reply/mallory-raw").await;
+    raw_m.sub("hc/reply/mallory-raw").await;
     let props = PublishProperties {
         user_properties: vec![("hc-client".into(), "alice".into())],
         ..Default::default()
@@ -102,9 +100,9 @@ async fn one_plugin_cannot_read_or_write_another_namespace() {
     // 4. Reading alice's replies: subscribing by name is refused, and a wildcard
     //    subscriber does not get them.
     let mut snoop = raw(h.addr, "snoop", None).await;
-    snoop.subscribe("hc/reply/alice").await;
-    snoop.subscribe("hc/#").await;
-    snoop.subscribe("#").await;
+    snoop.sub("hc/reply/alice").await;
+    snoop.sub("hc/#").await;
+    snoop.sub("#").await;
     assert_eq!(
         alice.storage().get("token").await.unwrap(),
         Some(json!("s3cret")),

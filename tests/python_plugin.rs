@@ -2,10 +2,8 @@
 //! paho-mqtt): the Rust SDK calls its method, it calls a kernel method, and its will
 //! takes its service away when it dies.
 
-mod common;
-
-use common::*;
 use hcore_client::ErrorCode;
+use hcore_tests::hub::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,9 +12,9 @@
 
 // The broker benchmark's raw client; this benchmark uses only part of it.
 #[allow(dead_code)]
-#[path = "../../broker/benches/mqtt_client.rs"]
+#[path = "../../../broker/benches/mqtt_client.rs"]
 mod mqtt_client;
-#[path = "../../broker/benches/support.rs"]
+#[path = "../../../broker/benches/support.rs"]
 mod support;
 
 use std::net::SocketAddr;

@@ -1,12 +1,10 @@
 //! The example plugin (plugins/example) in-process under the plugin manager, across a
 //! crash and restart, and as a remote plugin over TCP.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
 use hcore_kernel::PluginFactory;
+use hcore_tests::hub::*;
 use serde_json::json;
 
 fn example() -> (String, PluginFactory) {

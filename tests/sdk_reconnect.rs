@@ -1,12 +1,11 @@
 //! The SDK over TCP survives a kernel restart: it reconnects with backoff, subscribes
 //! again, provides its methods again and re-announces itself with a new session.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use hcore_client::{Client, ClientOptions};
+use hcore_tests::binary::*;
+use hcore_tests::hub::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +26,7 @@ async fn reconnects_resubscribes_reprovides_and_reannounces() {
 
     // The whole hcore goes away and comes back on the same address.
     kill9(&mut first).await;
-    let mut again = tokio::process::Command::new(env!("CARGO_BIN_EXE_hcore"));
+    let mut again = tokio::process::Command::new(hcore_bin());
     again
         .args(["run", "--listen", &addr, "--data-dir"])
         .arg(&dir.0);

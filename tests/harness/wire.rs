@@ -8,7 +8,7 @@ use hcore_broker::wire::frame::parse_header;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::WAIT;
+use crate::WAIT;
 
 pub struct Raw {
     pub stream: TcpStream,
@@ -158,21 +158,4 @@ pub fn connect_login(level: u8, client_id: &str, user: &str, pass: &str) -> Vec<
 /// Any packet from raw parts (for hostile tests).
 pub fn raw_packet(byte1: u8, body: &[u8]) -> Vec<u8> {
     packet(byte1, body)
-}
-
-pub type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
-
-/// The stdout lines of a spawned mosquitto_sub.
-pub fn lines_of(child: &mut tokio::process::Child) -> Lines {
-    use tokio::io::AsyncBufReadExt;
-    let stdout = child.stdout.take().expect("piped stdout");
-    tokio::io::BufReader::new(stdout).lines()
-}
-
-pub async fn next_line(lines: &mut Lines) -> String {
-    tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .expect("a line from mosquitto_sub in time")
-        .expect("read stdout")
-        .expect("mosquitto_sub still running")
 }

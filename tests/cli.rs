@@ -1,16 +1,15 @@
 //! The `hcore` binary as a user meets it: client commands against a running `hcore run`,
 //! the demo, graceful shutdown under load, and user errors as one clear line.
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
 use hcore_client::{Client, ClientOptions};
+use hcore_tests::binary::*;
+use hcore_tests::hub::*;
 use serde_json::{json, Value};
 
 fn hcore() -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_hcore"));
+    let mut c = tokio::process::Command::new(hcore_bin());
     c.env_remove("RUST_LOG").kill_on_drop(true);
     c
 }

@@ -2,11 +2,10 @@
 //! section runs against the real `hcore` binary (on a free port instead of 1883), and its
 //! output contains the JSON shown after it.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use hcore_tests::binary::*;
+use hcore_tests::hub::*;
 use serde_json::Value;
 
 /// `expected` is contained in `actual`: every key with a matching value, recursively.
@@ -24,7 +23,7 @@ fn contains(actual: &Value, expected: &Value) -> bool {
 
 /// (command, expected JSON) pairs from the ```sh blocks of the Examples section.
 fn examples() -> Vec<(String, Option<Value>)> {
-    let doc = include_str!("../../docs/PROTOCOL.md");
+    let doc = include_str!("../docs/PROTOCOL.md");
     let section = &doc[doc.find("## Examples").expect("an Examples section")..];
     let mut out: Vec<(String, Option<Value>)> = Vec::new();
     let mut in_sh = false;

@@ -1,53 +1,15 @@
-//! Helpers shared by the broker's integration tests: a broker on a free port, real
-//! clients (rumqttc v3.1.1 and v5, mosquitto_pub/sub) and a raw TCP client for hostile
-//! input.
-
-#![allow(dead_code)]
+//! MQTT clients for tests: rumqttc's MQTT 3.1.1 (`V4`) and MQTT 5 (`V5`) clients, each
+//! polled by its own task with every event on a channel, so a test can wait for exactly
+//! the packet it expects. Dropping a client drops its connection abruptly, like a crash.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
-use std::sync::{Arc, Once};
 use std::time::Duration;
 
-use hcore_broker::{Broker, BrokerConfig, Hooks};
+use rumqttc::v5::mqttbytes::v5::{LastWill, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
 use tokio::sync::mpsc;
 
-mod raw;
-#[allow(unused_imports)]
-pub use raw::*;
-
-pub const WAIT: Duration = Duration::from_secs(10);
-
-pub fn init_tracing() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    });
-}
-
-pub fn test_config() -> BrokerConfig {
-    BrokerConfig::with_listener("127.0.0.1:0".parse().unwrap())
-}
-
-pub async fn start() -> Broker {
-    start_with(test_config(), None).await
-}
-
-pub async fn start_with(config: BrokerConfig, hooks: Option<Arc<dyn Hooks>>) -> Broker {
-    init_tracing();
-    match hooks {
-        Some(h) => Broker::start_with_hooks(config, h).await.unwrap(),
-        None => Broker::start(config).await.unwrap(),
-    }
-}
-
-pub fn addr(b: &Broker) -> SocketAddr {
-    b.local_addrs()[0]
-}
+use crate::WAIT;
 
 // ---------------------------------------------------------------- rumqttc v3.1.1
 
@@ -251,73 +213,6 @@ impl V5 {
     }
 }
 
-// ---------------------------------------------------------------- mosquitto clients
-
-pub fn require_mosquitto_clients() {
-    let ok = std::process::Command::new("mosquitto_pub")
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        ok,
-        "mosquitto_pub not found: install mosquitto-clients (see .ci/run)"
-    );
-}
-
-/// Starts mosquitto_sub and waits until its subscription is registered (it prints
-/// nothing until then, so the caller passes a probe: we poll the broker's metrics).
-pub fn mosquitto_sub(addr: SocketAddr, args: &[&str]) -> tokio::process::Child {
-    require_mosquitto_clients();
-    tokio::process::Command::new("mosquitto_sub")
-        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn mosquitto_sub")
-}
-
-pub async fn mosquitto_pub(addr: SocketAddr, args: &[&str]) -> std::process::Output {
-    require_mosquitto_clients();
-    tokio::process::Command::new("mosquitto_pub")
-        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
-        .args(args)
-        .output()
-        .await
-        .expect("run mosquitto_pub")
-}
-
-/// Waits until `n` clients are connected (CONNACK sent).
-pub async fn wait_clients(b: &hcore_broker::BrokerHandle, n: u64) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while b.metrics().clients_connected < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "clients did not connect"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Waits until a metric reaches a value.
-pub async fn wait_metric(
-    b: &hcore_broker::BrokerHandle,
-    what: impl Fn(&hcore_broker::MetricsSnapshot) -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !what(&b.metrics()) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "metric did not reach the expected value: {:?}",
-            b.metrics()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 impl Drop for V4 {
     /// Dropping a test client drops its connection (abruptly, like a crash).
     fn drop(&mut self) {
@@ -328,5 +223,52 @@ impl Drop for V4 {
 impl Drop for V5 {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+// ---------------------------------------------------------------- MQTT 5 conveniences
+
+/// An MQTT 5 client with an optional retained will (QoS 1), connected.
+pub async fn raw(addr: SocketAddr, id: &str, will: Option<(String, Vec<u8>)>) -> V5 {
+    let mut o = v5_options(addr, id);
+    if let Some((topic, payload)) = will {
+        o.set_last_will(LastWill::new(topic, payload, QoS::AtLeastOnce, true, None));
+    }
+    v5_with(o).await.unwrap()
+}
+
+impl V5 {
+    /// The next publish; fails the test if none arrives in time.
+    pub async fn next(&mut self) -> Publish {
+        self.next_publish().await.expect("a publish in time")
+    }
+
+    /// Publishes at QoS 1.
+    pub async fn publish(&self, topic: &str, payload: impl Into<bytes::Bytes>, retain: bool) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload.into())
+            .await
+            .unwrap();
+    }
+
+    /// Publishes at QoS 1 with properties.
+    pub async fn publish_props(
+        &self,
+        topic: &str,
+        payload: impl Into<bytes::Bytes>,
+        props: PublishProperties,
+    ) {
+        self.client
+            .publish_with_properties(topic, QoS::AtLeastOnce, false, payload.into(), props)
+            .await
+            .unwrap();
+    }
+
+    /// Subscribes at QoS 1 and waits for the SUBACK; returns its reason codes.
+    pub async fn sub(
+        &mut self,
+        filter: &str,
+    ) -> Vec<rumqttc::v5::mqttbytes::v5::SubscribeReasonCode> {
+        self.subscribe(filter, QoS::AtLeastOnce).await
     }
 }

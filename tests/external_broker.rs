@@ -3,13 +3,12 @@
 //! with mosquitto_pub/sub: events, RPC both ways, state, storage, plugin status, and the
 //! identity rules enforced by mosquitto's ACL.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
 use hcore_client::{Client, ClientOptions, ErrorCode};
+use hcore_tests::binary::*;
+use hcore_tests::hub::*;
 use serde_json::json;
 
 struct Mosquitto {
@@ -43,7 +42,7 @@ async fn mosquitto(dir: &std::path::Path) -> Mosquitto {
     }
     // The shipped ACL, plus the documented block for one more provider (alice).
     let acl = dir.join("hcore.acl");
-    let shipped_acl = include_str!("../../deploy/mosquitto/hcore.acl");
+    let shipped_acl = include_str!("../deploy/mosquitto/hcore.acl");
     std::fs::write(
         &acl,
         format!("{shipped_acl}\nuser alice\ntopic read hc/call/+/alice/#\n"),
@@ -51,7 +50,7 @@ async fn mosquitto(dir: &std::path::Path) -> Mosquitto {
     .unwrap();
     let acl = acl.to_string_lossy().into_owned();
     let conf = dir.join("mosquitto.conf");
-    let shipped = include_str!("../../deploy/mosquitto/mosquitto.conf");
+    let shipped = include_str!("../deploy/mosquitto/mosquitto.conf");
     let conf_text = shipped
         .replace("listener 1883", &format!("listener {port} 127.0.0.1"))
         .replace("/etc/mosquitto/hcore.passwd", &passwd.to_string_lossy())
@@ -95,7 +94,7 @@ async fn core_scenarios_on_mosquitto() {
         format!("plugins = [\"example\"]\nbroker_url = \"{url}\"\nbroker_username = \"kernel\"\nbroker_password = \"pw\"\n"),
     )
     .unwrap();
-    let mut run = tokio::process::Command::new(env!("CARGO_BIN_EXE_hcore"));
+    let mut run = tokio::process::Command::new(hcore_bin());
     run.args(["run", "--config"])
         .arg(&config)
         .arg("--data-dir")

@@ -3,13 +3,12 @@
 //! load from 32 concurrent writers), restarted on the same data, and every acknowledged
 //! write is there.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
 use hcore_client::{Client, ClientOptions};
+use hcore_tests::binary::*;
+use hcore_tests::hub::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,106 @@
+//! The `hcore` program as a separate process: started on a free port, killed, stopped.
+//!
+//! The binary belongs to the `hcore` package (`kernel/cli`); `cargo test --workspace`
+//! builds it next to the test executables (`target/<profile>/hcore`), where it is found.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use hcore_client::{Client, ClientOptions};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::WAIT;
+
+/// The `hcore` binary built with the tests.
+pub fn hcore_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/hcore
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("hcore"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p hcore` first)",
+        bin.display()
+    );
+    bin
+}
+
+/// A command running the `hcore` binary, killed when dropped, with `RUST_LOG` unset.
+pub fn hcore() -> Command {
+    let mut c = Command::new(hcore_bin());
+    c.env_remove("RUST_LOG").kill_on_drop(true);
+    c
+}
+
+/// Starts `hcore run` on a free port; returns the process and its MQTT URL.
+pub async fn spawn_hcore(data: &std::path::Path) -> (Child, String) {
+    let mut c = Command::new(hcore_bin());
+    c.args(["run", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data);
+    spawn_with(c).await
+}
+
+/// Spawns a prepared `hcore run` command and waits until it serves.
+pub async fn spawn_with(mut c: Command) -> (Child, String) {
+    let mut child = c
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("hcore binary");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("listener ready") {
+                let addr = line
+                    .split("addr=")
+                    .nth(1)
+                    .unwrap()
+                    .split_whitespace()
+                    .next()
+                    .unwrap();
+                return format!("mqtt://{addr}");
+            }
+        }
+        panic!("hcore exited before listening");
+    })
+    .await
+    .expect("hcore listening in time");
+    // Keep draining stderr so the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // The kernel announces itself once it serves; wait for it.
+    let probe = Client::connect(&url, ClientOptions::new("probe").quiet())
+        .await
+        .unwrap();
+    let mut status = probe.subscribe("hc/kernel/status").await.unwrap();
+    loop {
+        let s = tokio::time::timeout(WAIT, status.next())
+            .await
+            .unwrap()
+            .unwrap();
+        if s.json().is_some_and(|v| v["state"] == "online") {
+            break;
+        }
+    }
+    (child, url)
+}
+
+/// SIGKILL: no cleanup of any kind.
+pub async fn kill9(child: &mut Child) {
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
+
+/// Sends SIGTERM (through the shell's built-in `kill`, present on any system).
+pub fn sigterm(pid: u32) {
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}")])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}

@@ -154,8 +154,10 @@ async fn a_provider_that_goes_offline_mid_call_fails_it_with_unavailable() {
     h.stop().await;
 }
 
+/// One rule for late requests: whoever would run a request (a provider, or the kernel for
+/// its own services) answers `timeout` instead of running it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn providers_drop_requests_past_their_deadline() {
+async fn late_requests_are_answered_timeout_by_providers_and_the_kernel() {
     let h = start().await;
     let served = Arc::new(AtomicUsize::new(0));
     let provider = h.tcp("p").await;
@@ -173,30 +175,34 @@ async fn providers_drop_requests_past_their_deadline() {
     let mut raw = raw(h.addr, "late", None).await;
     raw.sub("hc/reply/late").await;
     let past = hcore_client::protocol::now_ms() - 1000;
+    for (id, topic, params) in [
+        ("old", "hc/call/late/count/hit", json!({})),
+        ("k", "hc/call/late/state/get", json!({"key": "x"})),
+    ] {
+        raw.publish(
+            topic,
+            json!({"id": id, "deadline": past, "params": params}).to_string(),
+            false,
+        )
+        .await;
+        let reply: Value = serde_json::from_slice(&raw.next().await.payload).unwrap();
+        assert_eq!(reply["id"], id);
+        assert_eq!(reply["error"]["code"], "timeout", "{reply}");
+    }
+    // Without a deadline nobody applies one: the request runs.
     raw.publish(
         "hc/call/late/count/hit",
-        json!({"id": "old", "deadline": past}).to_string(),
+        json!({"id": "any"}).to_string(),
         false,
     )
     .await;
-    let caller = h.local("caller").await;
-    caller.call("count.hit", json!({})).await.unwrap();
+    let reply: Value = serde_json::from_slice(&raw.next().await.payload).unwrap();
+    assert_eq!(reply, json!({"id": "any", "result": null}));
     assert_eq!(
         served.load(Ordering::SeqCst),
         1,
-        "only the request within its deadline ran"
+        "only the timely request ran"
     );
-    // A kernel method answers a late request with `timeout`.
-    raw.publish(
-        "hc/call/late/state/get",
-        json!({"id": "k", "deadline": past, "params": {"key": "x"}}).to_string(),
-        false,
-    )
-    .await;
-    let mut raw = raw;
-    let reply: Value = serde_json::from_slice(&raw.next().await.payload).unwrap();
-    assert_eq!(reply["id"], "k");
-    assert_eq!(reply["error"]["code"], "timeout");
     h.stop().await;
 }
 

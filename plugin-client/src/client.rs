@@ -1,40 +1,74 @@
-//! The client: one connection to the broker (TCP or in-process). Every incoming message is
-//! routed in line, on the transport's own task, to a pending call, a provided method or a
-//! subscription: no task hop per message. On every (re)connect a task renews the
-//! subscriptions and, for a plugin, re-announces its manifest and `online` status with the
-//! connection's session number.
+//! The client: one connection to the broker (TCP or in-process) and its lifecycle.
+//!
+//! Every incoming message is routed in line, on the transport's own task, to a waiting
+//! call (`pending`), a provided method (`handlers`) or the subscriptions (`routes`): no
+//! task hop per message. On every (re)connect a task renews the subscriptions and provided
+//! methods, runs the `on_connect` hook, and announces the client (manifest and `online`
+//! status with the connection's session number, whose `offline` will is already set).
 
-use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::error::ClientError;
-use crate::events::{EventSender, Subscription};
-use crate::protocol::{Manifest, PluginStatus, Reply, Topics, DEFAULT_ROOT, DEFAULT_TIMEOUT_MS};
-use crate::rpc::Handler;
+use crate::handlers::Handlers;
+use crate::pending::Pending;
+use crate::protocol::{Manifest, PluginStatus, Topics, DEFAULT_ROOT, DEFAULT_TIMEOUT_MS};
+use crate::routes::Routes;
 use crate::transport::{Event, LateSink, Link, Liveness, Message, Outgoing, TcpOptions};
 
+/// How a client announces itself on the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announce {
+    /// A plain client (a CLI, a script): no status, no will, no manifest.
+    Quiet,
+    /// A plugin: retained manifest and status on `<root>/plugin/<id>/...`, `offline` will.
+    Plugin,
+    /// The kernel: retained status on `<root>/kernel/status`, `offline` will.
+    Kernel,
+}
+
+/// Runs after every (re)connect, once subscriptions are renewed and before the client
+/// announces itself `online`; gets the client and the connection's session number.
+pub type OnConnect =
+    Arc<dyn Fn(Client, u64) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// How a client identifies itself and behaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     /// The client id, which is also the identity in every topic (see PROTOCOL.md).
     pub id: String,
     /// The protocol root (default `hc`).
     pub root: String,
-    /// Published retained on connect when `announce` is set; provided methods are added.
+    /// Published retained on connect by a plugin; provided methods are added.
     pub manifest: Manifest,
-    /// Announce this client as a plugin: retained status with a will, and a manifest.
-    pub announce: bool,
-    /// Default timeout of `call`.
+    pub announce: Announce,
+    /// Default timeout of `call` (it sets the request's deadline).
     pub timeout: Duration,
     /// Credentials for a broker that requires them.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Messages one `Subscription` holds before new ones are dropped (counted).
+    pub subscription_queue: usize,
+    pub on_connect: Option<OnConnect>,
+}
+
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("id", &self.id)
+            .field("root", &self.root)
+            .field("announce", &self.announce)
+            .field("timeout", &self.timeout)
+            .field("username", &self.username)
+            .field("on_connect", &self.on_connect.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientOptions {
@@ -43,10 +77,12 @@ impl ClientOptions {
             id: id.into(),
             root: DEFAULT_ROOT.to_string(),
             manifest: Manifest::default(),
-            announce: true,
+            announce: Announce::Plugin,
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
             username: None,
             password: None,
+            subscription_queue: 10_000,
+            on_connect: None,
         }
     }
 
@@ -57,8 +93,18 @@ impl ClientOptions {
 
     /// A plain client (a CLI, a script): no status, no will, no manifest.
     pub fn quiet(mut self) -> ClientOptions {
-        self.announce = false;
+        self.announce = Announce::Quiet;
         self
+    }
+
+    fn liveness(&self) -> Option<Liveness> {
+        let topics = Topics::new(&self.root);
+        let status_topic = match self.announce {
+            Announce::Quiet => return None,
+            Announce::Plugin => topics.plugin_status(&self.id),
+            Announce::Kernel => topics.kernel_status(),
+        };
+        Some(Liveness { status_topic })
     }
 }
 
@@ -66,15 +112,17 @@ pub(crate) struct Inner {
     pub id: String,
     pub topics: Topics,
     pub reply_topic: String,
-    pub link: Link,
-    pub announce: bool,
+    pub link: Arc<Link>,
+    pub announce: Announce,
     pub timeout: Duration,
-    pub pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
-    pub handlers: Mutex<HashMap<String, Handler>>,
-    pub subs: Mutex<Vec<EventSender>>,
+    pub subscription_queue: usize,
+    pub pending: Pending,
+    pub handlers: Handlers,
+    pub routes: Routes,
     pub manifest: Mutex<Manifest>,
     pub session: AtomicU64,
     pub closed: AtomicBool,
+    on_connect: Option<OnConnect>,
     ready: Mutex<Option<oneshot::Sender<Result<(), ClientError>>>>,
 }
 
@@ -87,15 +135,14 @@ pub struct Client {
 impl Client {
     /// Connects over TCP to `url` (`mqtt://host:port`), MQTT 5 with TCP_NODELAY.
     /// Reconnects with backoff after a connection loss, renewing subscriptions, provided
-    /// methods and the plugin announcement.
+    /// methods and the announcement.
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Client, ClientError> {
         crate::protocol::validate_id(&options.id)?;
         let mut tcp = TcpOptions::from_url(url)?;
         tcp.username = options.username.clone();
         tcp.password = options.password.clone();
-        let liveness = liveness(&options);
         let late = LateSink::new();
-        let link = Link::connect_tcp(&options.id, &tcp, liveness, late.sink()).await?;
+        let link = Link::connect_tcp(&options.id, &tcp, options.liveness(), late.sink()).await?;
         Client::start(link, late, options).await
     }
 
@@ -106,9 +153,9 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client, ClientError> {
         crate::protocol::validate_id(&options.id)?;
-        let liveness = liveness(&options);
         let late = LateSink::new();
-        let link = Link::connect_in_process(broker, &options.id, liveness, late.sink()).await?;
+        let link =
+            Link::connect_in_process(broker, &options.id, options.liveness(), late.sink()).await?;
         Client::start(link, late, options).await
     }
 
@@ -121,23 +168,25 @@ impl Client {
         let (ready_tx, ready_rx) = oneshot::channel();
         let inner = Arc::new(Inner {
             reply_topic: topics.reply(&options.id),
+            routes: Routes::new(topics.root()),
             id: options.id,
             topics,
-            link,
+            link: Arc::new(link),
             announce: options.announce,
             timeout: options.timeout,
-            pending: Mutex::new(HashMap::new()),
-            handlers: Mutex::new(HashMap::new()),
-            subs: Mutex::new(Vec::new()),
+            subscription_queue: options.subscription_queue,
+            pending: Pending::default(),
+            handlers: Handlers::default(),
             manifest: Mutex::new(options.manifest),
             session: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            on_connect: options.on_connect,
             ready: Mutex::new(Some(ready_tx)),
         });
         let weak = Arc::downgrade(&inner);
         late.attach(Arc::new(move |e| {
             if let Some(inner) = weak.upgrade() {
-                inner.on_event(e);
+                Client { inner }.on_event(e);
             }
         }));
         ready_rx
@@ -161,135 +210,84 @@ impl Client {
         self.inner.session.load(Ordering::Relaxed)
     }
 
-    /// Publishes raw bytes (for device topics and other non-protocol messages).
+    /// Publishes raw bytes at QoS 1 (device topics and other non-protocol messages).
     pub async fn publish_raw(
         &self,
         topic: &str,
         payload: impl Into<Bytes>,
         retain: bool,
     ) -> Result<(), ClientError> {
-        self.inner
-            .send(Outgoing {
-                topic: topic.to_string(),
-                payload: payload.into(),
-                qos: 1,
-                retain,
-                correlation: None,
-            })
-            .await
+        self.publish_message(Outgoing {
+            topic: topic.to_string(),
+            payload: payload.into(),
+            qos: 1,
+            retain,
+            correlation: None,
+        })
+        .await
     }
 
-    /// Subscribes to a topic filter; messages arrive on the returned subscription.
-    pub async fn subscribe(&self, filter: &str) -> Result<Subscription, ClientError> {
-        let (sender, subscription) = crate::events::subscription(filter, &self.inner.topics);
-        self.inner
-            .subs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(sender);
-        self.inner.link.subscribe(filter).await?;
-        Ok(subscription)
+    /// Publishes a message with every option.
+    pub async fn publish_message(&self, out: Outgoing) -> Result<(), ClientError> {
+        if self.inner.closed.load(Ordering::Relaxed) {
+            return Err(ClientError::Closed);
+        }
+        self.inner.link.publish(out).await
     }
 
-    /// Stops delivering `filter` to subscriptions made with it and unsubscribes.
-    pub async fn unsubscribe(&self, filter: &str) -> Result<(), ClientError> {
-        self.inner
-            .subs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|s| s.filter != filter);
-        self.inner.link.unsubscribe(filter).await
+    /// Publishes without waiting, for in-line handlers; gives the message back when the
+    /// connection cannot take it at once.
+    pub fn try_publish_message(&self, out: Outgoing) -> Result<(), Outgoing> {
+        self.inner.link.try_publish(out)
     }
 
-    /// Publishes `offline` (for a plugin) and disconnects cleanly.
+    /// Publishes `offline` (for an announced client) and disconnects cleanly.
     pub async fn shutdown(&self) -> Result<(), ClientError> {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        if self.inner.announce {
-            let status = PluginStatus::offline(self.session());
+        if self.inner.announce != Announce::Quiet {
             let _ = self
                 .inner
                 .link
-                .publish(Outgoing {
-                    topic: self.inner.topics.plugin_status(&self.inner.id),
-                    payload: status.to_bytes().into(),
-                    qos: 1,
-                    retain: true,
-                    correlation: None,
-                })
+                .publish(self.status(PluginStatus::offline(self.session())))
                 .await;
         }
         self.inner.link.disconnect().await
     }
-}
 
-impl Inner {
-    pub async fn send(&self, out: Outgoing) -> Result<(), ClientError> {
-        if self.closed.load(Ordering::Relaxed) {
-            return Err(ClientError::Closed);
+    fn status(&self, mut status: PluginStatus) -> Outgoing {
+        let topic = match self.inner.announce {
+            Announce::Kernel => self.inner.topics.kernel_status(),
+            _ => self.inner.topics.plugin_status(&self.inner.id),
+        };
+        let version = self.lock_manifest().version.clone();
+        status.version = (!version.is_empty()).then_some(version);
+        Outgoing {
+            topic,
+            payload: status.to_bytes().into(),
+            qos: 1,
+            retain: true,
+            correlation: None,
         }
-        self.link.publish(out).await
     }
 
-    /// Renews subscriptions and re-announces after a (re)connect.
-    async fn on_connected(&self, session: u64) -> Result<(), ClientError> {
-        self.session.store(session, Ordering::Relaxed);
-        // Replies at QoS 0: a reply matters only to a caller waiting on this live, clean
-        // session, and QoS 1 would cost an acknowledgement per call (~15% of the calls a
-        // loaded kernel answers per second).
-        self.link.subscribe_qos(&self.reply_topic, 0).await?;
-        let methods: Vec<String> = self
-            .handlers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        for m in &methods {
-            if let Some((service, method)) = m.split_once('.') {
-                self.link
-                    .subscribe(&self.topics.provider_filter(service, method))
-                    .await?;
-            }
-        }
-        let filters: Vec<String> = self
-            .subs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .map(|s| s.filter.clone())
-            .collect();
-        for f in &filters {
-            self.link.subscribe(f).await?;
-        }
-        if self.announce {
-            self.publish_manifest().await?;
-            let status = PluginStatus::online(session);
-            self.link
-                .publish(Outgoing {
-                    topic: self.topics.plugin_status(&self.id),
-                    payload: status.to_bytes().into(),
-                    qos: 1,
-                    retain: true,
-                    correlation: None,
-                })
-                .await?;
-        }
-        Ok(())
-    }
-
-    pub async fn publish_manifest(&self) -> Result<(), ClientError> {
-        let manifest = self
+    pub(crate) fn lock_manifest(&self) -> std::sync::MutexGuard<'_, Manifest> {
+        self.inner
             .manifest
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+    }
+
+    /// Publishes the plugin's retained manifest.
+    pub(crate) async fn publish_manifest(&self) -> Result<(), ClientError> {
+        let manifest = self.lock_manifest().clone();
         let payload =
             serde_json::to_vec(&manifest).map_err(|e| ClientError::Decode(e.to_string()))?;
-        self.link
+        self.inner
+            .link
             .publish(Outgoing {
-                topic: self.topics.plugin_manifest(&self.id),
+                topic: self.inner.topics.plugin_manifest(&self.inner.id),
                 payload: payload.into(),
                 qos: 1,
                 retain: true,
@@ -298,68 +296,72 @@ impl Inner {
             .await
     }
 
-    fn on_event(self: &Arc<Self>, e: Event) {
+    /// Renews subscriptions and re-announces after a (re)connect.
+    async fn on_connected(&self, session: u64) -> Result<(), ClientError> {
+        let inner = &self.inner;
+        inner.session.store(session, Ordering::Relaxed);
+        // Replies at QoS 0: a reply matters only to a caller waiting on this live, clean
+        // session, and QoS 1 would cost an acknowledgement per call.
+        inner.link.subscribe_qos(&inner.reply_topic, 0).await?;
+        for m in inner.handlers.methods() {
+            inner
+                .link
+                .subscribe(&inner.topics.provider_filter(&m))
+                .await?;
+        }
+        for f in inner.routes.filters() {
+            inner.link.subscribe(&f).await?;
+        }
+        if let Some(hook) = &inner.on_connect {
+            hook(self.clone(), session).await;
+        }
+        if inner.announce == Announce::Plugin {
+            self.publish_manifest().await?;
+        }
+        if inner.announce != Announce::Quiet {
+            inner
+                .link
+                .publish(self.status(PluginStatus::online(session)))
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn on_event(self, e: Event) {
         match e {
             Event::Connected { session } => {
-                let inner = self.clone();
                 tokio::spawn(async move {
-                    let result = inner.on_connected(session).await;
+                    let result = self.on_connected(session).await;
                     if let Err(e) = &result {
                         tracing::warn!(error = %e, "cannot renew subscriptions after connecting");
                     }
-                    if let Some(tx) = inner.ready.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    let ready = self
+                        .inner
+                        .ready
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .take();
+                    if let Some(tx) = ready {
                         let _ = tx.send(result);
                     }
                 });
             }
-            Event::Message(m) => self.on_message(m),
+            Event::Message(m) => self.on_message(&m),
             Event::Closed => {
                 // Fail every pending call now rather than at its timeout.
-                self.closed.store(true, Ordering::SeqCst);
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .clear();
+                self.inner.closed.store(true, Ordering::SeqCst);
+                self.inner.pending.fail_all();
             }
         }
     }
 
-    fn on_message(self: &Arc<Self>, m: Message) {
-        if self.topics.is_reply_space(&self.id, &m.topic) {
-            self.on_reply(&m);
+    fn on_message(&self, m: &Message) {
+        let inner = &self.inner;
+        if inner.topics.is_reply_space(&inner.id, &m.topic) {
+            inner.pending.complete(m);
             return;
         }
-        crate::rpc::maybe_serve(self, &m);
-        let subs = self.subs.lock().unwrap_or_else(|e| e.into_inner());
-        for s in subs.iter() {
-            s.offer(&m);
-        }
+        inner.handlers.serve(&inner.topics, &inner.link, m);
+        inner.routes.offer(m);
     }
-
-    fn on_reply(&self, m: &Message) {
-        let Ok(reply) = serde_json::from_slice::<Reply>(&m.payload) else {
-            tracing::debug!(topic = %m.topic, "unreadable reply ignored");
-            return;
-        };
-        let key = match (&reply.id, &m.correlation) {
-            (Some(Value::String(s)), _) => s.clone(),
-            (Some(other), _) => other.to_string(),
-            (None, Some(c)) => String::from_utf8_lossy(c).into_owned(),
-            (None, None) => return,
-        };
-        let waiter = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
-        if let Some(tx) = waiter {
-            let _ = tx.send(reply);
-        }
-    }
-}
-
-fn liveness(options: &ClientOptions) -> Option<Liveness> {
-    options.announce.then(|| Liveness {
-        status_topic: Topics::new(&options.root).plugin_status(&options.id),
-    })
 }

@@ -17,6 +17,9 @@ pub enum ClientError {
     /// The call completed with an error reply (including `timeout`).
     #[error("call failed: {0}")]
     Rpc(#[from] RpcError),
+    /// The broker refused a subscription (not authorized, invalid filter, ...).
+    #[error("the broker refused the subscription to {filter}: {reason}")]
+    Refused { filter: String, reason: String },
     /// The transport failed to send.
     #[error("transport: {0}")]
     Transport(String),

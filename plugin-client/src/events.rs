@@ -1,112 +1,57 @@
-//! Events: publishing envelopes under `<root>/event/<source>/...` and subscribing to any
-//! topic filter (protocol events arrive with their envelope decoded; device topics such
-//! as `zigbee2mqtt/lamp` arrive with their payload untouched).
+//! Events and subscriptions: publishing envelopes under `<root>/event/<source>/...`, and
+//! subscribing to any topic filter (protocol events arrive with their envelope decoded;
+//! device topics such as `zigbee2mqtt/lamp` arrive with their payload untouched).
 
-use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use crate::client::Client;
+use crate::context::current_parent;
 use crate::error::ClientError;
-use crate::protocol::{validate_event_name, Envelope, Topics};
-use crate::transport::{Message, Outgoing};
-
-/// A message received on a subscription.
-#[derive(Debug, Clone)]
-pub struct IncomingEvent {
-    pub topic: String,
-    pub payload: Bytes,
-    pub retain: bool,
-    /// The decoded envelope, for topics under `<root>/event/`.
-    pub envelope: Option<Envelope>,
-}
-
-impl IncomingEvent {
-    /// The payload parsed as JSON, if it is JSON.
-    pub fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.payload).ok()
-    }
-
-    /// The envelope's data, or the whole payload as JSON for other topics.
-    pub fn data(&self) -> Option<Value> {
-        match &self.envelope {
-            Some(e) => Some(e.data.clone()),
-            None => self.json(),
-        }
-    }
-}
-
-/// Messages matching one subscription, in arrival order.
-pub struct Subscription {
-    filter: String,
-    rx: mpsc::UnboundedReceiver<IncomingEvent>,
-}
-
-impl Subscription {
-    /// The next message; `None` once the client is closed.
-    pub async fn next(&mut self) -> Option<IncomingEvent> {
-        self.rx.recv().await
-    }
-
-    pub fn filter(&self) -> &str {
-        &self.filter
-    }
-}
-
-pub(crate) struct EventSender {
-    pub filter: String,
-    matcher: String,
-    event_prefix: String,
-    tx: mpsc::UnboundedSender<IncomingEvent>,
-}
-
-impl EventSender {
-    /// Delivers `m` if it matches this subscription.
-    pub fn offer(&self, m: &Message) {
-        if !rumqttc::v5::mqttbytes::matches(&m.topic, &self.matcher) {
-            return;
-        }
-        let envelope = if m.topic.starts_with(&self.event_prefix) {
-            serde_json::from_slice(&m.payload).ok()
-        } else {
-            None
-        };
-        let _ = self.tx.send(IncomingEvent {
-            topic: m.topic.clone(),
-            payload: m.payload.clone(),
-            retain: m.retain,
-            envelope,
-        });
-    }
-}
-
-pub(crate) fn subscription(filter: &str, topics: &Topics) -> (EventSender, Subscription) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    // A shared subscription matches on its inner filter.
-    let matcher = filter
-        .strip_prefix("$share/")
-        .and_then(|rest| rest.split_once('/'))
-        .map_or(filter, |(_, inner)| inner)
-        .to_string();
-    let sender = EventSender {
-        filter: filter.to_string(),
-        matcher,
-        event_prefix: format!("{}/event/", topics.root()),
-        tx,
-    };
-    (
-        sender,
-        Subscription {
-            filter: filter.to_string(),
-            rx,
-        },
-    )
-}
+use crate::protocol::{validate_event_name, Envelope};
+use crate::routes::{InlineHandler, Subscription};
+use crate::transport::Outgoing;
 
 impl Client {
-    /// Publishes an event `<root>/event/<my id>/<name>` with a fresh context.
+    /// Subscribes to a topic filter; messages arrive on the returned subscription. When
+    /// this returns the broker has accepted the subscription (a refusal is an error).
+    pub async fn subscribe(&self, filter: &str) -> Result<Subscription, ClientError> {
+        let subscription = self
+            .inner
+            .routes
+            .queue(filter, self.inner.subscription_queue)?;
+        if let Err(e) = self.inner.link.subscribe(filter).await {
+            self.inner.routes.remove(filter);
+            return Err(e);
+        }
+        Ok(subscription)
+    }
+
+    /// Subscribes with a handler called in line on the connection's task for every
+    /// matching message (no queue, no task hop). It must not block; it may publish with
+    /// `try_publish_message`.
+    pub async fn subscribe_inline(
+        &self,
+        filter: &str,
+        handler: InlineHandler,
+    ) -> Result<(), ClientError> {
+        self.inner.routes.inline(filter, handler)?;
+        if let Err(e) = self.inner.link.subscribe(filter).await {
+            self.inner.routes.remove(filter);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Ends every subscription made with `filter` and unsubscribes.
+    pub async fn unsubscribe(&self, filter: &str) -> Result<(), ClientError> {
+        self.inner.routes.remove(filter);
+        self.inner.link.unsubscribe(filter).await
+    }
+
+    /// Publishes an event `<root>/event/<my id>/<name>`. Its parent is the request being
+    /// handled by the current task, if any (see `with_parent`).
     pub async fn publish_event(&self, name: &str, data: Value) -> Result<Envelope, ClientError> {
-        self.publish_event_with(name, data, None).await
+        self.publish_event_with(name, data, current_parent()).await
     }
 
     /// Publishes an event caused by `parent` (an event, request or state change id).
@@ -120,15 +65,14 @@ impl Client {
         let envelope = Envelope::new(self.id(), parent, data);
         let payload =
             serde_json::to_vec(&envelope).map_err(|e| ClientError::Decode(e.to_string()))?;
-        self.inner
-            .send(Outgoing {
-                topic: self.topics().event(self.id(), name),
-                payload: payload.into(),
-                qos: 1,
-                retain: false,
-                correlation: None,
-            })
-            .await?;
+        self.publish_message(Outgoing {
+            topic: self.topics().event(self.id(), name),
+            payload: payload.into(),
+            qos: 1,
+            retain: false,
+            correlation: None,
+        })
+        .await?;
         Ok(envelope)
     }
 }

@@ -1,10 +1,10 @@
 //! The hcore plugin SDK.
 //!
 //! One API whether a plugin runs on another machine (TCP, MQTT 5, reconnecting) or inside
-//! the kernel's process (no TCP): connect with an id, publish events, subscribe, provide
-//! methods, call methods, use state and storage, shut down. Everything goes over MQTT as
-//! described in `docs/PROTOCOL.md`, so a plugin written in any other language with an MQTT
-//! library interoperates with plugins written with this SDK.
+//! the kernel's process (no TCP, feature `in-process`): connect with an id, publish events,
+//! subscribe, provide methods, call methods, use state and storage, shut down. Everything
+//! goes over MQTT as described in `docs/PROTOCOL.md`, so a plugin written in any other
+//! language with an MQTT library interoperates with plugins written with this SDK.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), hcore_client::ClientError> {
@@ -24,22 +24,30 @@
 //! ```
 
 mod client;
+mod context;
 mod error;
 mod events;
+mod handlers;
+mod pending;
 mod plugin;
 pub mod protocol;
+mod provide;
+mod routes;
 mod rpc;
 mod state;
 mod storage;
 pub mod transport;
 
 pub use async_trait::async_trait;
-pub use client::{Client, ClientOptions};
+pub use client::{Announce, Client, ClientOptions, OnConnect};
+pub use context::{current_parent, with_parent};
 pub use error::ClientError;
-pub use events::{IncomingEvent, Subscription};
+pub use handlers::Call;
 pub use plugin::{run_remote, Plugin, PluginError};
+pub use protocol::commands::{CasResult, Item, Page, SetResult, StateItem};
 pub use protocol::{ErrorCode, Manifest, RpcError};
-pub use rpc::{Call, CallOptions};
-pub use state::{SetResult, State, StateItem};
-pub use storage::{CasResult, Item, Page, Storage};
-pub use transport::Message;
+pub use routes::{IncomingEvent, InlineHandler, Subscription};
+pub use rpc::CallOptions;
+pub use state::State;
+pub use storage::Storage;
+pub use transport::{Message, Outgoing};

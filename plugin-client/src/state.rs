@@ -1,10 +1,12 @@
 //! Typed access to the kernel's state engine (`state.*` methods).
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::client::Client;
 use crate::error::ClientError;
+use crate::protocol::commands::{
+    SetResult, StateDelete, StateExists, StateGet, StateItem, StateKey, StateList, StateSet,
+};
 use crate::protocol::{ErrorCode, StateRecord};
 
 /// The state engine, through a client.
@@ -12,27 +14,8 @@ pub struct State<'a> {
     client: &'a Client,
 }
 
-/// Result of a write.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct SetResult {
-    pub version: u64,
-    pub changed: bool,
-}
-
-/// One entry of `list`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct StateItem {
-    pub key: String,
-    pub value: Value,
-    pub version: u64,
-}
-
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(v: Value) -> Result<T, ClientError> {
-    serde_json::from_value(v).map_err(|e| ClientError::Decode(e.to_string()))
-}
-
 /// `not_found` as `None`.
-pub(crate) fn optional(r: Result<Value, ClientError>) -> Result<Option<Value>, ClientError> {
+pub(crate) fn optional<T>(r: Result<T, ClientError>) -> Result<Option<T>, ClientError> {
     match r {
         Ok(v) => Ok(Some(v)),
         Err(e) if e.code() == Some(ErrorCode::NotFound) => Ok(None),
@@ -49,18 +32,20 @@ impl Client {
 impl State<'_> {
     /// The record at `key`, or `None`.
     pub async fn get(&self, key: &str) -> Result<Option<StateRecord>, ClientError> {
-        optional(self.client.call("state.get", json!({ "key": key })).await)?
-            .map(decode)
-            .transpose()
+        let key = StateKey::new(key)?;
+        optional(self.client.request(StateGet { key }).await)
     }
 
     /// Writes `value`; an identical value changes nothing.
     pub async fn set(&self, key: &str, value: Value) -> Result<SetResult, ClientError> {
-        decode(
-            self.client
-                .call("state.set", json!({ "key": key, "value": value }))
-                .await?,
-        )
+        let key = StateKey::new(key)?;
+        self.client
+            .request(StateSet {
+                key,
+                value,
+                expected_version: None,
+            })
+            .await
     }
 
     /// Writes only if the current version is `expected_version` (0: must not exist);
@@ -71,32 +56,36 @@ impl State<'_> {
         value: Value,
         expected_version: u64,
     ) -> Result<SetResult, ClientError> {
-        let params = json!({ "key": key, "value": value, "expected_version": expected_version });
-        decode(self.client.call("state.set", params).await?)
+        let key = StateKey::new(key)?;
+        self.client
+            .request(StateSet {
+                key,
+                value,
+                expected_version: Some(expected_version),
+            })
+            .await
     }
 
     pub async fn delete(&self, key: &str) -> Result<bool, ClientError> {
-        let v = self
+        let key = StateKey::new(key)?;
+        let r = self
             .client
-            .call("state.delete", json!({ "key": key }))
+            .request(StateDelete {
+                key,
+                expected_version: None,
+            })
             .await?;
-        Ok(v["deleted"].as_bool().unwrap_or(false))
+        Ok(r.deleted)
     }
 
     pub async fn exists(&self, key: &str) -> Result<bool, ClientError> {
-        let v = self
-            .client
-            .call("state.exists", json!({ "key": key }))
-            .await?;
-        Ok(v["exists"].as_bool().unwrap_or(false))
+        let key = StateKey::new(key)?;
+        Ok(self.client.request(StateExists { key }).await?.exists)
     }
 
     /// Every key starting with `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<StateItem>, ClientError> {
-        let v = self
-            .client
-            .call("state.list", json!({ "prefix": prefix }))
-            .await?;
-        decode(v["items"].clone())
+        let prefix = (!prefix.is_empty()).then(|| prefix.to_string());
+        Ok(self.client.request(StateList { prefix }).await?.items)
     }
 }

@@ -1,78 +1,75 @@
 //! Typed access to the caller's storage namespace (`storage.*` methods). The namespace is
-//! this client's id; there is no way to name another.
+//! this client's identity; reading another one is for administrators (`storage_of`).
 
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::client::Client;
 use crate::error::ClientError;
-use crate::state::{decode, optional};
+use crate::protocol::commands::{
+    CasResult, Page, StorageCas, StorageDelete, StorageGet, StorageKey, StorageList, StorageSet,
+};
+use crate::state::optional;
 
-/// This client's storage namespace.
+/// A storage namespace, through a client.
 pub struct Storage<'a> {
     client: &'a Client,
-}
-
-/// One page of `list`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Page {
-    pub items: Vec<Item>,
-    /// Pass as `after` for the next page; `None` at the end.
-    pub next: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Item {
-    pub key: String,
-    pub value: Value,
-}
-
-/// Result of a compare-and-set.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct CasResult {
-    pub swapped: bool,
-    pub current: Option<Value>,
+    /// `None`: the client's own.
+    namespace: Option<String>,
 }
 
 impl Client {
+    /// This client's own storage namespace.
     pub fn storage(&self) -> Storage<'_> {
-        Storage { client: self }
+        Storage {
+            client: self,
+            namespace: None,
+        }
+    }
+
+    /// Another client's namespace, read-only, for administrators (others get `forbidden`).
+    pub fn storage_of(&self, namespace: &str) -> Storage<'_> {
+        Storage {
+            client: self,
+            namespace: Some(namespace.to_string()),
+        }
     }
 }
 
 impl Storage<'_> {
     pub async fn get(&self, key: &str) -> Result<Option<Value>, ClientError> {
-        Ok(
-            optional(self.client.call("storage.get", json!({ "key": key })).await)?
-                .map(|v| v["value"].clone()),
-        )
+        let key = StorageKey::new(key)?;
+        let namespace = self.namespace.clone();
+        let r = self.client.request(StorageGet { key, namespace }).await;
+        Ok(optional(r)?.map(|v| v.value))
     }
 
     /// Writes durably: when this returns, the value is on disk.
     pub async fn set(&self, key: &str, value: Value) -> Result<(), ClientError> {
-        self.client
-            .call("storage.set", json!({ "key": key, "value": value }))
-            .await
-            .map(|_| ())
+        let key = StorageKey::new(key)?;
+        self.client.request(StorageSet { key, value }).await?;
+        Ok(())
     }
 
     pub async fn delete(&self, key: &str) -> Result<bool, ClientError> {
-        let v = self
-            .client
-            .call("storage.delete", json!({ "key": key }))
-            .await?;
-        Ok(v["deleted"].as_bool().unwrap_or(false))
+        let key = StorageKey::new(key)?;
+        Ok(self.client.request(StorageDelete { key }).await?.deleted)
     }
 
-    /// Keys starting with `prefix`, in order, `limit` per page, after key `after`.
+    /// Keys starting with `prefix`, in order, at most `limit` per page, after key `after`.
     pub async fn list(
         &self,
         prefix: &str,
         limit: usize,
         after: Option<&str>,
     ) -> Result<Page, ClientError> {
-        let params = json!({ "prefix": prefix, "limit": limit, "after": after });
-        decode(self.client.call("storage.list", params).await?)
+        self.client
+            .request(StorageList {
+                prefix: (!prefix.is_empty()).then(|| prefix.to_string()),
+                limit: Some(limit as u64),
+                after: after.map(str::to_string),
+                namespace: self.namespace.clone(),
+            })
+            .await
     }
 
     /// Writes `value` (`None`: deletes) only if the current value equals `expected`
@@ -83,7 +80,13 @@ impl Storage<'_> {
         expected: Option<Value>,
         value: Option<Value>,
     ) -> Result<CasResult, ClientError> {
-        let params = json!({ "key": key, "expected": expected, "value": value });
-        decode(self.client.call("storage.cas", params).await?)
+        let key = StorageKey::new(key)?;
+        self.client
+            .request(StorageCas {
+                key,
+                expected,
+                value,
+            })
+            .await
     }
 }

@@ -1,5 +1,7 @@
 //! Topic names under the configurable root, built and parsed in one place.
 
+use super::method::MethodName;
+
 /// The default root of every kernel topic.
 pub const DEFAULT_ROOT: &str = "hc";
 
@@ -72,8 +74,13 @@ impl Topics {
         format!("{}/event/{source}/{name}", self.root)
     }
 
-    pub fn call(&self, caller: &str, service: &str, method: &str) -> String {
-        format!("{}/call/{caller}/{service}/{method}", self.root)
+    pub fn call(&self, caller: &str, method: &MethodName) -> String {
+        format!(
+            "{}/call/{caller}/{}/{}",
+            self.root,
+            method.service(),
+            method.method()
+        )
     }
 
     pub fn reply(&self, caller: &str) -> String {
@@ -93,10 +100,12 @@ impl Topics {
     }
 
     /// The shared subscription a provider of `service.method` subscribes to.
-    pub fn provider_filter(&self, service: &str, method: &str) -> String {
+    pub fn provider_filter(&self, method: &MethodName) -> String {
         format!(
-            "$share/{service}.{method}/{}/call/+/{service}/{method}",
-            self.root
+            "$share/{method}/{}/call/+/{}/{}",
+            self.root,
+            method.service(),
+            method.method()
         )
     }
 
@@ -173,7 +182,7 @@ mod tests {
             })
         );
         assert_eq!(
-            t.parse(&t.call("c", "state", "get")),
+            t.parse(&t.call("c", &MethodName::new("state.get").unwrap())),
             Some(Parsed::Call {
                 caller: "c",
                 service: "state",

@@ -68,11 +68,17 @@ impl LocalLink {
     }
 
     pub async fn subscribe(&self, filter: &str) -> Result<(), ClientError> {
-        self.client
-            .subscribe(filter, QoS::AtLeastOnce)
-            .await
-            .map(|_| ())
-            .map_err(broker_error)
+        match self.client.subscribe(filter, QoS::AtLeastOnce).await {
+            Ok(_) => Ok(()),
+            Err(
+                e @ (hcore_broker::BrokerError::NotAuthorized(_)
+                | hcore_broker::BrokerError::Invalid { .. }),
+            ) => Err(ClientError::Refused {
+                filter: filter.to_string(),
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(broker_error(e)),
+        }
     }
 
     pub async fn unsubscribe(&self, filter: &str) -> Result<(), ClientError> {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PublishProperties, SubscribeReasonCode};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event as RumqttEvent, EventLoop, MqttOptions};
 
@@ -64,6 +64,8 @@ pub(super) struct TcpLink {
     subscribes: tokio::sync::Mutex<()>,
     sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
     subacks: tokio::sync::watch::Receiver<u64>,
+    /// Refusals by SUBACK number, taken by the subscriber waiting for that SUBACK.
+    refusals: std::sync::Arc<std::sync::Mutex<Refusals>>,
     task: tokio::task::JoinHandle<()>,
     /// Set by `disconnect`: the event loop stops instead of reconnecting.
     closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -109,6 +111,8 @@ impl TcpLink {
         }
         sink(Event::Connected { session });
         let (suback_tx, subacks) = tokio::sync::watch::channel(0u64);
+        let refusals = std::sync::Arc::new(std::sync::Mutex::new(Refusals::default()));
+        let refused = refusals.clone();
         let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let sent_by_us = sent.clone();
         let closing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -129,8 +133,20 @@ impl TcpLink {
                         suback_tx.send_modify(|n| *n = (*n).max(sent));
                         sink(Event::Connected { session });
                     }
-                    Ok(RumqttEvent::Incoming(Packet::SubAck(_))) => {
-                        suback_tx.send_modify(|n| *n += 1);
+                    Ok(RumqttEvent::Incoming(Packet::SubAck(ack))) => {
+                        suback_tx.send_modify(|n| {
+                            *n += 1;
+                            if let Some(code) = ack
+                                .return_codes
+                                .iter()
+                                .find(|c| !matches!(c, SubscribeReasonCode::Success(_)))
+                            {
+                                refused
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .insert(*n, format!("{code:?}"));
+                            }
+                        });
                     }
                     Ok(_) => {}
                     Err(_) if stop.load(std::sync::atomic::Ordering::SeqCst) => {
@@ -152,6 +168,7 @@ impl TcpLink {
             subscribes: tokio::sync::Mutex::new(()),
             sent,
             subacks,
+            refusals,
             task,
             closing,
         })
@@ -211,7 +228,18 @@ impl TcpLink {
         if acked.is_err() {
             tracing::warn!(filter, "no SUBACK within 10 s; continuing");
         }
-        Ok(())
+        let refused = self
+            .refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(ticket);
+        match refused {
+            Some(reason) => Err(ClientError::Refused {
+                filter: filter.to_string(),
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 
     pub async fn unsubscribe(&self, filter: &str) -> Result<(), ClientError> {
@@ -244,6 +272,24 @@ impl TcpLink {
 impl Drop for TcpLink {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// SUBACK refusals not yet taken by their subscriber; bounded (a subscriber that gave up
+/// waiting never takes its entry, so the oldest are forgotten).
+#[derive(Default)]
+struct Refusals(std::collections::BTreeMap<u64, String>);
+
+impl Refusals {
+    fn insert(&mut self, ticket: u64, reason: String) {
+        self.0.insert(ticket, reason);
+        while self.0.len() > 64 {
+            self.0.pop_first();
+        }
+    }
+
+    fn take(&mut self, ticket: u64) -> Option<String> {
+        self.0.remove(&ticket)
     }
 }
 

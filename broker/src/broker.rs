@@ -25,6 +25,9 @@ pub struct Broker {
     handle: BrokerHandle,
     addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
+    /// Bound listeners not yet accepting (see `bind`).
+    idle: Vec<(tokio::net::TcpListener, crate::config::ListenerConfig)>,
+    open: Arc<OpenConnections>,
     accept_tasks: Vec<JoinHandle<()>>,
 }
 
@@ -45,10 +48,26 @@ impl Broker {
         config: BrokerConfig,
         hooks: Arc<dyn Hooks>,
     ) -> Result<Broker, BrokerError> {
+        let mut broker = Broker::bind(config, hooks).await?;
+        broker.accept();
+        Ok(broker)
+    }
+
+    /// Binds every listener and starts the router, without accepting connections yet:
+    /// in-process clients work at once, network clients wait in the listen backlog until
+    /// `accept` (so an embedder can finish starting before anyone talks to it).
+    pub async fn bind(config: BrokerConfig, hooks: Arc<dyn Hooks>) -> Result<Broker, BrokerError> {
         config.validate()?;
-        let mut bound = Vec::new();
+        let mut idle = Vec::new();
+        let mut addrs = Vec::new();
         for l in &config.listeners {
-            bound.push((listener::bind(l).await?, l.clone()));
+            let listener = listener::bind(l).await?;
+            let addr = listener.local_addr().map_err(|source| BrokerError::Bind {
+                addr: l.bind,
+                source,
+            })?;
+            addrs.push(addr);
+            idle.push((listener, l.clone()));
         }
         let router = RouterHandle::spawn(&config.router, config.max_connections + EXTRA_LINKS);
         let internal = router.link("%%broker".to_string(), true).await?;
@@ -62,29 +81,27 @@ impl Broker {
         ));
         // The internal link never subscribes; keep its receiver alive for the router.
         std::mem::forget(internal.rx);
-        let open = Arc::new(OpenConnections::default());
-        let mut addrs = Vec::new();
-        let mut accept_tasks = Vec::new();
-        for (l, lc) in bound {
-            let addr = l.local_addr().map_err(|source| BrokerError::Bind {
-                addr: lc.bind,
-                source,
-            })?;
-            tracing::info!(listener = %lc.name, %addr, "MQTT 3.1.1 + 5 listener ready");
-            addrs.push(addr);
-            accept_tasks.push(tokio::spawn(listener::accept_loop(
-                st.clone(),
-                l,
-                lc,
-                open.clone(),
-            )));
-        }
         Ok(Broker {
             handle: BrokerHandle { st },
             addrs,
             shutdown,
-            accept_tasks,
+            idle,
+            open: Arc::new(OpenConnections::default()),
+            accept_tasks: Vec::new(),
         })
+    }
+
+    /// Starts accepting connections on every bound listener.
+    pub fn accept(&mut self) {
+        for ((listener, lc), addr) in self.idle.drain(..).zip(&self.addrs) {
+            tracing::info!(listener = %lc.name, %addr, "MQTT 3.1.1 + 5 listener ready");
+            self.accept_tasks.push(tokio::spawn(listener::accept_loop(
+                self.handle.st.clone(),
+                listener,
+                lc,
+                self.open.clone(),
+            )));
+        }
     }
 
     /// The bound address of each listener, in config order (useful with port 0).
@@ -112,6 +129,9 @@ impl Broker {
     /// Stops accepting, closes every connection and in-process client, and returns when
     /// they are gone (or after 5 s).
     pub async fn shutdown(self) {
+        // What the router already holds (a last reply, a will) reaches its subscribers'
+        // queues before the connections are told to close and flush them.
+        self.handle.st.router.wait_drained().await;
         let _ = self.shutdown.send(true);
         for t in self.accept_tasks {
             let _ = t.await;

@@ -73,12 +73,12 @@ pub trait Hooks: Send + Sync + 'static {
     ) {
     }
 
-    /// For a publish to `topic`, the name of a user property in which the edge records
-    /// the publisher's client id. Any property of that name the publisher sent is removed
-    /// first, so a receiver can trust it (a v3.1.1 publisher gets one too; v3.1.1
-    /// subscribers never see properties).
-    fn identity_property(&self, _topic: &str) -> Option<&'static str> {
-        None
+    /// User properties the edge records on a publish to `topic` by `client` (its identity,
+    /// its role): each named property the publisher sent is removed first and the hook's
+    /// value set, so a receiver can trust them (a v3.1.1 publisher gets them too; v3.1.1
+    /// subscribers never see properties). Called for every publish and will: keep it cheap.
+    fn stamps(&self, _client: &ClientInfo, _topic: &str) -> Vec<(&'static str, String)> {
+        Vec::new()
     }
 }
 

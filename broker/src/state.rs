@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
-use crate::hooks::Hooks;
+use crate::hooks::{ClientInfo, Hooks};
 use crate::local::{Deliveries, Delivery, DirectTable};
 use crate::metrics::Metrics;
 use crate::pressure::Pressure;
@@ -233,23 +233,29 @@ impl BrokerState {
         Ok(())
     }
 
-    /// Records the publisher's client id in the property named by the identity hook.
-    pub fn stamp(&self, client_id: &str, topic: &str, props: &mut Option<PublishProperties>) {
-        if let Some(name) = self.hooks.identity_property(topic) {
-            let p = props.get_or_insert_with(PublishProperties::default);
+    /// Records the hooks' stamps (identity, role) in a publish's user properties, removing
+    /// any property of the same name the publisher sent.
+    pub fn stamp(&self, client: &ClientInfo, topic: &str, props: &mut Option<PublishProperties>) {
+        let stamps = self.hooks.stamps(client, topic);
+        if stamps.is_empty() {
+            return;
+        }
+        let p = props.get_or_insert_with(PublishProperties::default);
+        for (name, value) in stamps {
             p.user_properties.retain(|(k, _)| k != name);
-            p.user_properties
-                .push((name.to_string(), client_id.to_string()));
+            p.user_properties.push((name.to_string(), value));
         }
     }
 
     /// `stamp` for a message built in process.
-    pub fn stamp_message(&self, client_id: &str, message: &mut Message) {
-        if let Some(name) = self.hooks.identity_property(&message.topic) {
-            message
-                .properties
-                .get_or_insert_with(Default::default)
-                .set_user_property(name, client_id);
+    pub fn stamp_message(&self, client: &ClientInfo, message: &mut Message) {
+        let stamps = self.hooks.stamps(client, &message.topic);
+        if stamps.is_empty() {
+            return;
+        }
+        let p = message.properties.get_or_insert_with(Default::default);
+        for (name, value) in stamps {
+            p.set_user_property(name, &value);
         }
     }
 

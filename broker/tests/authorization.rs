@@ -175,8 +175,12 @@ async fn refused_qos2_publish_completes_its_handshake() {
 struct Stamp;
 
 impl Hooks for Stamp {
-    fn identity_property(&self, topic: &str) -> Option<&'static str> {
-        topic.starts_with("hc/").then_some("hc-client")
+    fn stamps(&self, c: &ClientInfo, topic: &str) -> Vec<(&'static str, String)> {
+        if topic.starts_with("hc/") {
+            vec![("hc-client", c.client_id.clone())]
+        } else {
+            Vec::new()
+        }
     }
 
     fn authorize_delivery(&self, c: &ClientInfo, topic: &str) -> bool {

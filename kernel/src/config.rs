@@ -20,6 +20,18 @@ pub struct KernelConfig {
     pub plugin_stop_timeout_ms: u64,
     /// Longest wait between restarts of a failing in-process plugin, milliseconds.
     pub plugin_restart_max_ms: u64,
+    /// Calls to providers the kernel watches per caller (for `unavailable`); beyond it,
+    /// calls are delivered but not watched.
+    pub max_pending_calls_per_caller: usize,
+    /// Longest the kernel watches one call, whatever its deadline, milliseconds.
+    pub max_call_ms: u64,
+    /// Writes (and reads waiting behind them) queued for the persistence writer; when it is
+    /// full, requests are answered `unavailable`.
+    pub write_queue: usize,
+    /// Replies waiting for the connection; when it is full, replies are dropped (counted).
+    pub reply_queue: usize,
+    /// Values per `storage.list` page, bytes (a page holds at least one entry).
+    pub max_page_bytes: usize,
 }
 
 impl Default for KernelConfig {
@@ -31,6 +43,11 @@ impl Default for KernelConfig {
             max_value_bytes: 64 * 1024,
             plugin_stop_timeout_ms: 5_000,
             plugin_restart_max_ms: 60_000,
+            max_pending_calls_per_caller: 1_000,
+            max_call_ms: 300_000,
+            write_queue: 4_096,
+            reply_queue: 4_096,
+            max_page_bytes: 256 * 1024,
         }
     }
 }
@@ -44,8 +61,22 @@ impl KernelConfig {
                 self.root
             ));
         }
-        if self.max_value_bytes == 0 {
-            return bad("max_value_bytes must be at least 1".into());
+        for (name, v) in [
+            ("max_value_bytes", self.max_value_bytes),
+            (
+                "max_pending_calls_per_caller",
+                self.max_pending_calls_per_caller,
+            ),
+            ("write_queue", self.write_queue),
+            ("reply_queue", self.reply_queue),
+            ("max_page_bytes", self.max_page_bytes),
+        ] {
+            if v == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        if self.max_call_ms == 0 {
+            return bad("max_call_ms must be at least 1".into());
         }
         Ok(())
     }

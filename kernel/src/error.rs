@@ -10,6 +10,9 @@ pub enum KernelError {
     /// The kernel could not connect to the broker.
     #[error("cannot connect to the broker: {0}")]
     Connect(String),
+    /// The embedded broker could not start (a listener could not bind, a bad setting).
+    #[error("{0}")]
+    Broker(String),
     /// A configuration value is invalid.
     #[error("invalid kernel config: {0}")]
     Config(String),

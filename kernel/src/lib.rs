@@ -3,164 +3,144 @@
 //!
 //! The kernel is small and dumb on purpose: it coordinates (routes calls, keeps state and
 //! storage, tracks plugins) and holds no business logic. It is itself an MQTT client with
-//! the id `kernel`: of the embedded broker (in-process, no TCP), or of any external broker.
+//! the id `kernel`, connected through the SDK (`hcore_client`): of the embedded broker
+//! (in-process, no TCP), or of any external broker. `Hub` builds broker, policy and kernel
+//! from one configuration.
 
+mod calls;
 mod config;
+mod connection;
+mod dispatch;
 mod error;
+mod hub;
 mod manager;
-mod pending;
+mod out;
 mod persist;
 mod policy;
 mod ratelog;
-mod registry;
-mod runtime;
+mod replier;
 mod services;
 pub mod settings;
-mod state_engine;
+mod state;
 mod storage;
 
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
-use hcore_client::protocol::Topics;
-use hcore_client::transport::{LateSink, Link, Liveness, Sink, TcpOptions};
-use hcore_client::{Client, ClientError, ClientOptions};
-use tokio::sync::oneshot;
+use hcore_client::protocol::{Manifest, Topics};
+use hcore_client::{Announce, Client, ClientOptions, InlineHandler, OnConnect};
 
 pub use config::KernelConfig;
+pub use connection::Connection;
 pub use error::KernelError;
+pub use hub::Hub;
 pub use manager::{PluginFactory, PluginManager};
 pub use policy::{KernelPolicy, KERNEL_ID};
 
-/// How the kernel and its in-process plugins reach the broker.
-#[derive(Clone)]
-pub enum Connection {
-    /// The embedded broker, in-process.
-    Embedded(hcore_broker::BrokerHandle),
-    /// An external broker (`mqtt://host:port`).
-    External {
-        url: String,
-        username: Option<String>,
-        password: Option<String>,
-    },
-}
-
-impl Connection {
-    /// Connects a client (an in-process plugin) the same way the kernel is connected.
-    pub async fn client(&self, options: ClientOptions) -> Result<Client, ClientError> {
-        match self {
-            Connection::Embedded(b) => Client::connect_in_process(b, options).await,
-            Connection::External {
-                url,
-                username,
-                password,
-            } => {
-                let mut options = options;
-                options.username = username.clone();
-                options.password = password.clone();
-                Client::connect(url, options).await
-            }
-        }
-    }
-
-    async fn link(&self, liveness: Liveness, sink: Sink) -> Result<Link, ClientError> {
-        match self {
-            Connection::Embedded(b) => {
-                Link::connect_in_process(b, KERNEL_ID, Some(liveness), sink).await
-            }
-            Connection::External {
-                url,
-                username,
-                password,
-            } => {
-                let mut tcp = TcpOptions::from_url(url)?;
-                tcp.username = username.clone();
-                tcp.password = password.clone();
-                Link::connect_tcp(KERNEL_ID, &tcp, Some(liveness), sink).await
-            }
-        }
-    }
-}
+use calls::Calls;
+use dispatch::Core;
+use out::KernelLink;
+use persist::{Persist, Stores};
+use replier::Replier;
+use services::Services;
 
 /// A running kernel.
 pub struct Kernel {
-    shared: Arc<runtime::Shared>,
+    core: Arc<Core>,
+    client: Client,
     manager: PluginManager,
+    db: sled::Db,
+}
+
+/// Opens the database with a bounded page cache and no background flusher (every write
+/// is flushed by the persistence writer).
+fn open_db(config: &KernelConfig) -> Result<sled::Db, KernelError> {
+    let storage_error = |e: &dyn std::fmt::Display| KernelError::Storage {
+        path: config.data_dir.clone(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_error(&e))?;
+    sled::Config::new()
+        .path(config.data_dir.join("db"))
+        .cache_capacity(config.cache_bytes)
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| storage_error(&e))
 }
 
 impl Kernel {
     /// Opens the database, connects, republishes state, announces itself, and loads the
-    /// given in-process plugins. `policy` must be the hooks the embedded broker was started
-    /// with (for an external broker, a fresh `KernelPolicy`: its ACL does the enforcing).
+    /// given in-process plugins.
     pub async fn start(
         config: KernelConfig,
         connection: Connection,
-        policy: Arc<KernelPolicy>,
         plugins: Vec<(String, PluginFactory)>,
     ) -> Result<Kernel, KernelError> {
         config.validate()?;
-        let storage_error = |e: &dyn std::fmt::Display| KernelError::Storage {
+        if let Some(policy) = connection.policy() {
+            if policy.root() != Topics::new(&config.root).root() {
+                return Err(KernelError::Config(format!(
+                    "the broker's policy protects the root {:?} but the kernel uses {:?}",
+                    policy.root(),
+                    config.root
+                )));
+            }
+        }
+        let db = open_db(&config)?;
+        let storage_error = |e: sled::Error| KernelError::Storage {
             path: config.data_dir.clone(),
             message: e.to_string(),
         };
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| storage_error(&e))?;
-        // No background flusher: every write is flushed by the persistence writer.
-        let db = sled::Config::new()
-            .path(config.data_dir.join("db"))
-            .cache_capacity(config.cache_bytes)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| storage_error(&e))?;
-        let state = state_engine::StateEngine::open(&db).map_err(|e| storage_error(&e))?;
-        let storage = storage::Storage::open(&db).map_err(|e| storage_error(&e))?;
+        let state = Arc::new(state::StateStore::open(&db).map_err(storage_error)?);
+        let storage = Arc::new(storage::Storage::open(&db).map_err(storage_error)?);
         let topics = Topics::new(&config.root);
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let liveness = Liveness {
-            status_topic: topics.kernel_status(),
+        let link = KernelLink::default();
+        let calls = Arc::new(Calls::new(
+            config.max_pending_calls_per_caller,
+            config.max_call_ms,
+        ));
+        if let Some(policy) = connection.policy() {
+            let observer: Weak<dyn policy::DeliveryObserver> = Arc::downgrade(&calls) as _;
+            policy.observe_with(observer);
+        }
+        let stores = Stores {
+            db: db.clone(),
+            state: state.clone(),
+            storage: storage.clone(),
+            topics: topics.clone(),
         };
-        let late = LateSink::new();
-        let link = connection
-            .link(liveness, late.sink())
+        let persist = Persist::start(stores, Arc::new(link.clone()), config.write_queue);
+        let services = Services {
+            state,
+            storage,
+            persist: persist.clone(),
+            calls: calls.clone(),
+            replier: Replier::start(link.clone(), config.reply_queue),
+            manager: OnceLock::new(),
+            link: link.clone(),
+            root: topics.root().to_string(),
+            started: Instant::now(),
+            max_value_bytes: config.max_value_bytes,
+            max_page_bytes: config.max_page_bytes,
+        };
+        let core = Arc::new(Core::new(topics.clone(), services));
+        let client = connection
+            .client(kernel_options(&config, &core))
             .await
             .map_err(|e| KernelError::Connect(e.to_string()))?;
-        let link = Arc::new(link);
-        let persist = persist::Persist::start(db.clone(), link.clone());
-        let registry = policy.registry.clone();
-        let shared = Arc::new(runtime::Shared {
-            topics,
-            link,
-            db,
-            state: Mutex::new(state),
-            storage,
-            registry: registry.clone(),
-            pending: policy.pending.clone(),
-            persist,
-            manager: OnceLock::new(),
-            started: Instant::now(),
-            session: AtomicU64::new(0),
-            ratelog: Default::default(),
-            config: config.clone(),
-            stopped: Default::default(),
-            ready: Mutex::new(Some(ready_tx)),
-        });
-        let weak = Arc::downgrade(&shared);
-        late.attach(Arc::new(move |e| {
-            if let Some(sh) = weak.upgrade() {
-                sh.on_event(e);
-            }
-        }));
-        tokio::spawn(runtime::sweep(Arc::downgrade(&shared)));
-        ready_rx
-            .await
-            .map_err(|_| KernelError::Connect("connection closed during start".into()))?;
-        let manager = PluginManager::new(connection, registry, policy, &config);
-        let _ = shared.manager.set(manager.clone());
+        tokio::spawn(sweep(Arc::downgrade(&core)));
+        let manager = PluginManager::new(connection, calls, &config);
+        let _ = core.services.manager.set(manager.clone());
         for (id, factory) in plugins {
             manager.load(&id, factory, true);
         }
         tracing::info!(root = %config.root, data = %config.data_dir.display(), "kernel running");
-        Ok(Kernel { shared, manager })
+        Ok(Kernel {
+            core,
+            client,
+            manager,
+            db,
+        })
     }
 
     /// The in-process plugin manager.
@@ -168,28 +148,78 @@ impl Kernel {
         &self.manager
     }
 
-    /// Calls the kernel still tracks for `unavailable` (for tests and metrics).
+    /// Calls the kernel still watches for `unavailable` (for tests and metrics).
     pub fn pending_calls(&self) -> usize {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.core.services.calls.pending_len()
     }
 
-    /// Stops plugins (each within its time limit), finishes every durable write, publishes
-    /// the kernel's `offline` status and disconnects.
+    /// Stops in-process plugins (each within its time limit), then answers every call
+    /// still waiting and every new one `unavailable`, finishes every durable write,
+    /// publishes the kernel's `offline` status and disconnects.
     pub async fn shutdown(self) {
         self.manager.shutdown().await;
-        self.shared
-            .stopped
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.shared.persist.stop().await;
-        if let Err(e) = self.shared.db.flush_async().await {
+        self.core.stop_answering();
+        self.core.services.persist.stop().await;
+        self.core.services.replier.flush().await;
+        if let Err(e) = self.db.flush_async().await {
             tracing::error!(error = %e, "final database flush failed");
         }
-        self.shared.publish(self.shared.status("offline")).await;
-        let _ = self.shared.link.disconnect().await;
+        if let Err(e) = self.client.shutdown().await {
+            tracing::warn!(error = %e, "kernel disconnect failed");
+        }
         tracing::info!("kernel stopped");
+    }
+}
+
+/// The kernel's client: the kernel's status and will, in-line handlers for everything the
+/// kernel watches, and state republished on every (re)connect before it says `online`.
+///
+/// The client holds only weak references to the kernel (the kernel holds the client).
+fn kernel_options(config: &KernelConfig, core: &Arc<Core>) -> ClientOptions {
+    let weak = Arc::downgrade(core);
+    let handler: InlineHandler = Arc::new(move |m| {
+        if let Some(core) = weak.upgrade() {
+            core.on_message(m);
+        }
+    });
+    let weak = Arc::downgrade(core);
+    let on_connect: OnConnect = Arc::new(move |client, _session| {
+        let persist = weak.upgrade().map(|core| {
+            core.services.link.set(&client);
+            core.services.persist.clone()
+        });
+        Box::pin(async move {
+            if let Some(persist) = persist {
+                persist.republish().await;
+            }
+        })
+    });
+    let root = Topics::new(&config.root).root().to_string();
+    let mut options = ClientOptions::new(KERNEL_ID).manifest(Manifest {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        ..Manifest::default()
+    });
+    options.announce = Announce::Kernel;
+    options.root = root.clone();
+    options.on_connect = Some(on_connect);
+    for filter in [
+        "call/#",
+        "reply/#",
+        "state/#",
+        "plugin/+/status",
+        "plugin/+/manifest",
+    ] {
+        options = options.inline(format!("{root}/{filter}"), handler.clone());
+    }
+    options
+}
+
+/// Forgets answered-or-expired calls once a second until the kernel is gone.
+async fn sweep(core: Weak<Core>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(core) = core.upgrade() else { break };
+        core.services.calls.sweep();
     }
 }

@@ -13,10 +13,9 @@ use hcore_client::{ClientOptions, Plugin};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+use crate::calls::{Calls, Kind};
 use crate::config::KernelConfig;
-use crate::policy::KernelPolicy;
-use crate::registry::{Kind, Registry};
-use crate::Connection;
+use crate::connection::Connection;
 
 /// Makes a new instance of a plugin.
 pub type PluginFactory = Arc<dyn Fn() -> Box<dyn Plugin> + Send + Sync>;
@@ -38,8 +37,7 @@ struct Slot {
 
 struct Inner {
     connection: Connection,
-    registry: Arc<Mutex<Registry>>,
-    policy: Arc<KernelPolicy>,
+    calls: Arc<Calls>,
     stop_timeout: Duration,
     restart_max: Duration,
     slots: Mutex<HashMap<String, Slot>>,
@@ -54,15 +52,13 @@ pub struct PluginManager {
 impl PluginManager {
     pub(crate) fn new(
         connection: Connection,
-        registry: Arc<Mutex<Registry>>,
-        policy: Arc<KernelPolicy>,
+        calls: Arc<Calls>,
         config: &KernelConfig,
     ) -> PluginManager {
         PluginManager {
             inner: Arc::new(Inner {
                 connection,
-                registry,
-                policy,
+                calls,
                 stop_timeout: Duration::from_millis(config.plugin_stop_timeout_ms),
                 restart_max: Duration::from_millis(config.plugin_restart_max_ms),
                 slots: Mutex::new(HashMap::new()),
@@ -72,13 +68,11 @@ impl PluginManager {
 
     /// Loads a plugin under `id` and, if `start`, starts it.
     pub fn load(&self, id: &str, factory: PluginFactory, start: bool) {
-        self.inner.policy.reserve(id);
+        if let Some(policy) = self.inner.connection.policy() {
+            policy.reserve(id);
+        }
         {
-            let mut reg = self
-                .inner
-                .registry
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut reg = self.inner.calls.registry();
             let entry = reg.plugin(id, Kind::InProcess);
             entry.kind = Kind::InProcess;
             entry.state = "loaded".into();
@@ -173,7 +167,7 @@ impl PluginManager {
 }
 
 fn set_state(inner: &Inner, id: &str, state: &str, error: Option<String>, failed: bool) {
-    let mut reg = inner.registry.lock().unwrap_or_else(|e| e.into_inner());
+    let mut reg = inner.calls.registry();
     let entry = reg.plugin(id, Kind::InProcess);
     entry.state = state.to_string();
     if failed {

@@ -1,7 +1,7 @@
 //! The kernel's rules for the embedded broker (its `Hooks`): who may publish and
-//! subscribe where, private reply topics, the publisher identity stamp, and reserved
-//! client ids. The same rules can be written as an external broker's ACL
-//! (`deploy/mosquitto/acl`), except the delivery observation used for `unavailable`.
+//! subscribe where, private reply topics, the identity and role stamps, and reserved client
+//! ids. It decides; it owns no kernel state. Deliveries of calls are reported to the
+//! kernel through `DeliveryObserver`, so the kernel learns which replica took a call.
 //!
 //! * `<root>/call/<x>/...`, `<root>/event/<x>/...`, `<root>/plugin/<x>/...`: only client `x`.
 //! * `<root>/state/<key>`: only the kernel; `<root>/state/<key>/set`: anyone.
@@ -11,26 +11,39 @@
 //!   delivered only to the kernel and `x`; other calls are visible to observers.
 //! * `<root>/kernel/...` and any other topic under the root: only the kernel.
 //! * The kernel's id and the ids of in-process plugins cannot be used by network clients.
+//! * Roles (stamped as `hc-role`): `kernel`; `plugin` for in-process plugins; `admin` for
+//!   clients on loopback; `client` for everyone else.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{RwLock, Weak};
 
 use hcore_broker::{ClientInfo, ConnectInfo, ConnectRefusal, Hooks};
-use hcore_client::protocol::{Parsed, Topics, IDENTITY_PROPERTY};
-
-use crate::pending::{request_key, PendingCalls};
-use crate::registry::Registry;
+use hcore_client::protocol::{payload_call_key, Parsed, Topics, IDENTITY_PROPERTY};
 
 /// The kernel's client id.
 pub const KERNEL_ID: &str = "kernel";
+
+/// User property in which the broker records the publisher's role.
+pub const ROLE_PROPERTY: &str = "hc-role";
+
+/// Roles a caller can have.
+pub mod role {
+    pub const KERNEL: &str = "kernel";
+    pub const ADMIN: &str = "admin";
+    pub const PLUGIN: &str = "plugin";
+    pub const CLIENT: &str = "client";
+}
+
+/// Told about every call delivered to a client other than the kernel.
+pub(crate) trait DeliveryObserver: Send + Sync {
+    fn call_delivered(&self, caller: &str, method: &str, provider: &str, key: String);
+}
 
 pub struct KernelPolicy {
     topics: Topics,
     prefix: String,
     reserved: RwLock<HashSet<String>>,
-    pub(crate) pending: Arc<Mutex<PendingCalls>>,
-    /// The kernel's service registry (the policy asks who provides what).
-    pub(crate) registry: Arc<Mutex<Registry>>,
+    observer: RwLock<Option<Weak<dyn DeliveryObserver>>>,
 }
 
 impl KernelPolicy {
@@ -40,9 +53,13 @@ impl KernelPolicy {
             prefix: format!("{}/", topics.root()),
             topics,
             reserved: RwLock::new(HashSet::from([KERNEL_ID.to_string()])),
-            pending: Arc::new(Mutex::new(PendingCalls::default())),
-            registry: Arc::new(Mutex::new(Registry::default())),
+            observer: RwLock::new(None),
         }
+    }
+
+    /// The root these rules protect.
+    pub fn root(&self) -> &str {
+        self.topics.root()
     }
 
     /// Keeps network clients from using `id` (an in-process plugin's id).
@@ -51,6 +68,27 @@ impl KernelPolicy {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_string());
+    }
+
+    fn is_reserved(&self, id: &str) -> bool {
+        self.reserved
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
+    }
+
+    /// Where call deliveries are reported (the running kernel).
+    pub(crate) fn observe_with(&self, observer: Weak<dyn DeliveryObserver>) {
+        *self.observer.write().unwrap_or_else(|e| e.into_inner()) = Some(observer);
+    }
+
+    fn role(&self, client: &ClientInfo) -> &'static str {
+        match client.peer {
+            None if client.client_id == KERNEL_ID => role::KERNEL,
+            None => role::PLUGIN,
+            Some(peer) if peer.ip().is_loopback() => role::ADMIN,
+            Some(_) => role::CLIENT,
+        }
     }
 
     fn may_publish(&self, client: &str, topic: &str) -> bool {
@@ -70,8 +108,7 @@ impl KernelPolicy {
 
 impl Hooks for KernelPolicy {
     fn authenticate(&self, c: &ConnectInfo<'_>) -> Result<(), ConnectRefusal> {
-        let reserved = self.reserved.read().unwrap_or_else(|e| e.into_inner());
-        if reserved.contains(c.client_id) {
+        if self.is_reserved(c.client_id) {
             tracing::warn!(
                 client_id = c.client_id,
                 "refusing a network client that uses a reserved client id"
@@ -125,76 +162,33 @@ impl Hooks for KernelPolicy {
         if client.client_id == KERNEL_ID || !topic.starts_with(&self.prefix) {
             return;
         }
-        if let Some(Parsed::Call {
+        let Some(Parsed::Call {
             caller,
             service,
             method,
         }) = self.topics.parse(topic)
-        {
-            // Observers (`#` subscribers) see calls too; only a provider takes one.
-            let provider = self
-                .registry
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .provides(&format!("{service}.{method}"), &client.client_id);
-            if !provider {
-                return;
-            }
-            if let Some(id) = request_key(payload, correlation) {
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .assign((caller.to_string(), id), &client.client_id);
-            }
-        }
-    }
-
-    fn identity_property(&self, topic: &str) -> Option<&'static str> {
-        topic.starts_with(&self.prefix).then_some(IDENTITY_PROPERTY)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pending::ReplyTo;
-    use hcore_broker::Protocol;
-
-    fn client(id: &str) -> ClientInfo {
-        ClientInfo {
-            client_id: id.into(),
-            username: None,
-            peer: None,
-            protocol: Protocol::V5,
-        }
-    }
-
-    #[test]
-    fn observers_of_a_call_do_not_take_it_from_its_provider() {
-        let policy = KernelPolicy::new("hc");
-        policy
-            .registry
-            .lock()
-            .unwrap()
-            .register("lamp", &["light.toggle".to_string()])
-            .unwrap();
-        let topic = "hc/call/app/light/toggle";
-        let key = ("app".to_string(), "42".to_string());
-        let reply = ReplyTo {
-            topic: "hc/reply/app".into(),
-            id: None,
-            correlation: None,
+        else {
+            return;
         };
-        policy
-            .pending
-            .lock()
-            .unwrap()
-            .track(key, "light.toggle", reply, u64::MAX);
-        // The provider gets the call, then a `#` observer sees it as well.
-        policy.observe_delivery(&client("lamp"), topic, br#"{"id":"42"}"#, None);
-        policy.observe_delivery(&client("spy"), topic, br#"{"id":"42"}"#, None);
-        let mut pending = policy.pending.lock().unwrap();
-        assert!(pending.provider_gone("spy", |_| true).is_empty());
-        assert_eq!(pending.provider_gone("lamp", |_| true).len(), 1);
+        let observer = self
+            .observer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(Weak::upgrade);
+        if let (Some(observer), Some(key)) = (observer, payload_call_key(payload, correlation)) {
+            let method = format!("{service}.{method}");
+            observer.call_delivered(caller, &method, &client.client_id, key);
+        }
+    }
+
+    fn stamps(&self, client: &ClientInfo, topic: &str) -> Vec<(&'static str, String)> {
+        if !topic.starts_with(&self.prefix) {
+            return Vec::new();
+        }
+        vec![
+            (IDENTITY_PROPERTY, client.client_id.clone()),
+            (ROLE_PROPERTY, self.role(client).to_string()),
+        ]
     }
 }

@@ -1,19 +1,29 @@
 //! Namespaced JSON storage in the database. A namespace is a caller's id; keys are stored
 //! as `<namespace> NUL <key>` (ids cannot contain NUL), so one namespace can never reach
-//! into another. Reads run directly; writes run as persistence jobs (group commit).
+//! into another.
+//!
+//! Writes run on the persistence writer (`persist`), which flushes before anyone is
+//! answered. Until then the key is "dirty": a read of it (or a list covering it) goes
+//! through the writer, behind the write, so no answer ever reports an unflushed value.
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use hcore_client::protocol::commands::{CasResult, Deleted, Item, Page, StorageValue, Written};
 use hcore_client::protocol::RpcError;
 use serde_json::Value;
 
-#[derive(Clone)]
 pub(crate) struct Storage {
     pub tree: sled::Tree,
+    /// Full keys with writes queued, not yet flushed.
+    dirty: Mutex<BTreeMap<Vec<u8>, u32>>,
 }
 
-/// Entries of one `list` page and the key to continue after.
-pub(crate) type Page = (Vec<(String, Value)>, Option<String>);
+/// What a write replaced: the key and its previous bytes (to undo the write if the flush
+/// that should make it durable fails).
+pub(crate) type Undo = (Vec<u8>, Option<sled::IVec>);
 
-fn full_key(ns: &str, key: &str) -> Vec<u8> {
+pub(crate) fn full_key(ns: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(ns.len() + 1 + key.len());
     k.extend_from_slice(ns.as_bytes());
     k.push(0);
@@ -29,11 +39,47 @@ fn decode(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or(Value::Null)
 }
 
+fn encode(v: &Value) -> Result<Vec<u8>, RpcError> {
+    serde_json::to_vec(v).map_err(internal)
+}
+
 impl Storage {
     pub fn open(db: &sled::Db) -> Result<Storage, sled::Error> {
         Ok(Storage {
             tree: db.open_tree("storage")?,
+            dirty: Mutex::new(BTreeMap::new()),
         })
+    }
+
+    fn dirty(&self) -> MutexGuard<'_, BTreeMap<Vec<u8>, u32>> {
+        self.dirty.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A write to `ns`/`key` is about to be queued.
+    pub fn mark_dirty(&self, ns: &str, key: &str) {
+        *self.dirty().entry(full_key(ns, key)).or_default() += 1;
+    }
+
+    /// The writer flushed (or gave up on) the writes that marked these keys.
+    pub fn clear_dirty(&self, keys: &[Vec<u8>]) {
+        let mut dirty = self.dirty();
+        for k in keys {
+            if let Some(n) = dirty.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    dirty.remove(k);
+                }
+            }
+        }
+    }
+
+    /// Has any key starting with `ns`/`prefix` a write on its way?
+    pub fn is_dirty(&self, ns: &str, prefix: &str) -> bool {
+        let start = full_key(ns, prefix);
+        self.dirty()
+            .range(start.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&start))
     }
 
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<Value>, RpcError> {
@@ -44,14 +90,15 @@ impl Storage {
             .map(|v| decode(&v)))
     }
 
-    /// Up to `limit` entries with keys starting with `prefix`, after key `after`, and the
-    /// key to continue from.
+    /// Up to `limit` entries (and about `max_bytes` of values, at least one entry) with
+    /// keys starting with `prefix`, after key `after`, and the key to continue from.
     pub fn list(
         &self,
         ns: &str,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Page, RpcError> {
         let start = match after {
             Some(a) => {
@@ -61,40 +108,41 @@ impl Storage {
             }
             None => full_key(ns, prefix),
         };
-        let mut items = Vec::new();
-        let ns_len = ns.len() + 1;
+        let ns_prefix = full_key(ns, "");
+        let mut items: Vec<Item> = Vec::new();
+        let mut bytes = 0;
         for item in self.tree.range(start..) {
             let (k, v) = item.map_err(internal)?;
-            let Some(key) = k.get(ns_len..).filter(|_| k.starts_with(&full_key(ns, ""))) else {
+            let Some(key) = k.strip_prefix(ns_prefix.as_slice()) else {
                 break;
             };
             let key = String::from_utf8_lossy(key).into_owned();
             if !key.starts_with(prefix) {
                 break;
             }
-            if items.len() == limit {
-                let next = items.last().map(|(k, _): &(String, Value)| k.clone());
-                return Ok((items, next));
+            if items.len() == limit || (!items.is_empty() && bytes + v.len() > max_bytes) {
+                let next = items.last().map(|i| i.key.clone());
+                return Ok(Page { items, next });
             }
-            items.push((key, decode(&v)));
+            bytes += v.len();
+            items.push(Item {
+                key,
+                value: decode(&v),
+            });
         }
-        Ok((items, None))
+        Ok(Page { items, next: None })
     }
 
-    pub fn set(&self, ns: &str, key: &str, value: &Value) -> Result<(), RpcError> {
-        let bytes = serde_json::to_vec(value).map_err(internal)?;
-        self.tree
-            .insert(full_key(ns, key), bytes)
-            .map_err(internal)?;
-        Ok(())
+    pub fn set(&self, ns: &str, key: &str, value: &Value) -> Result<Undo, RpcError> {
+        let k = full_key(ns, key);
+        let old = self.tree.insert(&k, encode(value)?).map_err(internal)?;
+        Ok((k, old))
     }
 
-    pub fn delete(&self, ns: &str, key: &str) -> Result<bool, RpcError> {
-        Ok(self
-            .tree
-            .remove(full_key(ns, key))
-            .map_err(internal)?
-            .is_some())
+    pub fn delete(&self, ns: &str, key: &str) -> Result<(bool, Undo), RpcError> {
+        let k = full_key(ns, key);
+        let old = self.tree.remove(&k).map_err(internal)?;
+        Ok((old.is_some(), (k, old)))
     }
 
     /// Atomic compare-and-set; `None` means absent. Returns (swapped, current value).
@@ -104,21 +152,135 @@ impl Storage {
         key: &str,
         expected: Option<&Value>,
         value: Option<&Value>,
-    ) -> Result<(bool, Option<Value>), RpcError> {
-        let encode = |v: Option<&Value>| -> Result<Option<Vec<u8>>, RpcError> {
-            v.map(|v| serde_json::to_vec(v).map_err(internal))
-                .transpose()
-        };
-        let old = encode(expected)?;
-        let new = encode(value)?;
+    ) -> Result<(bool, Option<Value>, Option<Undo>), RpcError> {
+        let old = expected.map(encode).transpose()?;
+        let new = value.map(encode).transpose()?;
+        let k = full_key(ns, key);
         match self
             .tree
-            .compare_and_swap(full_key(ns, key), old, new.clone())
+            .compare_and_swap(&k, old.clone(), new)
             .map_err(internal)?
         {
-            Ok(()) => Ok((true, value.cloned())),
-            Err(e) => Ok((false, e.current.map(|c| decode(&c)))),
+            Ok(()) => Ok((true, value.cloned(), Some((k, old.map(sled::IVec::from))))),
+            Err(e) => Ok((false, e.current.map(|c| decode(&c)), None)),
         }
+    }
+
+    /// Puts back what failed writes replaced, newest first.
+    pub fn undo(&self, undo: Vec<Undo>) {
+        for (k, old) in undo.into_iter().rev() {
+            let restored = match old {
+                Some(v) => self.tree.insert(k, v).map(|_| ()),
+                None => self.tree.remove(k).map(|_| ()),
+            };
+            if let Err(e) = restored {
+                tracing::error!(error = %e, "cannot undo a storage write whose flush failed");
+            }
+        }
+    }
+}
+
+/// A read of one namespace, answered from flushed data.
+#[derive(Debug, Clone)]
+pub(crate) enum StorageRead {
+    Get {
+        key: String,
+    },
+    List {
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+        max_bytes: usize,
+    },
+}
+
+impl StorageRead {
+    /// The key (or key prefix) whose pending writes this read must wait for.
+    fn scope(&self) -> &str {
+        match self {
+            StorageRead::Get { key } => key,
+            StorageRead::List { prefix, .. } => prefix,
+        }
+    }
+
+    pub fn answer(&self, storage: &Storage, ns: &str) -> Result<Value, RpcError> {
+        let result = match self {
+            StorageRead::Get { key } => match storage.get(ns, key)? {
+                Some(value) => serde_json::to_value(StorageValue { value }),
+                None => return Err(RpcError::not_found(format!("no value at {key}"))),
+            },
+            StorageRead::List {
+                prefix,
+                after,
+                limit,
+                max_bytes,
+            } => serde_json::to_value(storage.list(
+                ns,
+                prefix,
+                after.as_deref(),
+                *limit,
+                *max_bytes,
+            )?),
+        };
+        result.map_err(internal)
+    }
+}
+
+impl Storage {
+    /// Answers a read now, or `None` if it must wait behind a pending write.
+    pub fn answer_now(&self, read: &StorageRead, ns: &str) -> Option<Result<Value, RpcError>> {
+        (!self.is_dirty(ns, read.scope())).then(|| read.answer(self, ns))
+    }
+}
+
+/// A write to one namespace, run by the persistence writer.
+#[derive(Debug, Clone)]
+pub(crate) enum StorageWrite {
+    Set {
+        key: String,
+        value: Value,
+    },
+    Delete {
+        key: String,
+    },
+    Cas {
+        key: String,
+        expected: Option<Value>,
+        value: Option<Value>,
+    },
+}
+
+impl StorageWrite {
+    pub fn key(&self) -> &str {
+        match self {
+            StorageWrite::Set { key, .. }
+            | StorageWrite::Delete { key }
+            | StorageWrite::Cas { key, .. } => key,
+        }
+    }
+
+    /// Applies the write (not yet durable); returns the result and what to undo.
+    pub fn apply(&self, storage: &Storage, ns: &str) -> Result<(Value, Option<Undo>), RpcError> {
+        let (result, undo) = match self {
+            StorageWrite::Set { key, value } => {
+                let undo = storage.set(ns, key, value)?;
+                (serde_json::to_value(Written { ok: true }), Some(undo))
+            }
+            StorageWrite::Delete { key } => {
+                let (deleted, undo) = storage.delete(ns, key)?;
+                (serde_json::to_value(Deleted { deleted }), Some(undo))
+            }
+            StorageWrite::Cas {
+                key,
+                expected,
+                value,
+            } => {
+                let (swapped, current, undo) =
+                    storage.cas(ns, key, expected.as_ref(), value.as_ref())?;
+                (serde_json::to_value(CasResult { swapped, current }), undo)
+            }
+        };
+        Ok((result.map_err(internal)?, undo))
     }
 }
 
@@ -139,34 +301,47 @@ mod tests {
         s.set("ab", "k", &json!(2)).unwrap();
         assert_eq!(s.get("a", "k").unwrap(), Some(json!(1)));
         assert_eq!(s.get("b", "k").unwrap(), None);
-        let (items, next) = s.list("a", "", None, 10).unwrap();
-        assert_eq!(items, vec![("k".to_string(), json!(1))]);
-        assert_eq!(next, None);
+        let page = s.list("a", "", None, 10, usize::MAX).unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.next, None);
     }
 
     #[test]
-    fn list_pages_and_cas() {
+    fn list_pages_by_count_and_bytes_and_cas() {
         let s = storage();
         for i in 0..5 {
             s.set("n", &format!("p/{i}"), &json!(i)).unwrap();
         }
         s.set("n", "q", &json!("other")).unwrap();
-        let (page, next) = s.list("n", "p/", None, 2).unwrap();
-        assert_eq!(page.len(), 2);
-        let (page2, _) = s.list("n", "p/", next.as_deref(), 10).unwrap();
-        assert_eq!(page2.len(), 3);
-        assert_eq!(page2[0].0, "p/2");
-        assert_eq!(
-            s.cas("n", "c", None, Some(&json!(1))).unwrap(),
-            (true, Some(json!(1)))
-        );
-        assert_eq!(
-            s.cas("n", "c", None, Some(&json!(2))).unwrap(),
-            (false, Some(json!(1)))
-        );
-        assert_eq!(
-            s.cas("n", "c", Some(&json!(1)), None).unwrap(),
-            (true, None)
-        );
+        let page = s.list("n", "p/", None, 2, usize::MAX).unwrap();
+        assert_eq!(page.items.len(), 2);
+        let page2 = s
+            .list("n", "p/", page.next.as_deref(), 10, usize::MAX)
+            .unwrap();
+        assert_eq!(page2.items.len(), 3);
+        assert_eq!(page2.items[0].key, "p/2");
+        let small = s.list("n", "p/", None, 10, 2).unwrap();
+        assert_eq!(small.items.len(), 2, "a page stops at its byte bound");
+        assert_eq!(small.next.as_deref(), Some("p/1"));
+        assert!(s.cas("n", "c", None, Some(&json!(1))).unwrap().0);
+        let (swapped, current, _) = s.cas("n", "c", None, Some(&json!(2))).unwrap();
+        assert_eq!((swapped, current), (false, Some(json!(1))));
+        assert!(s.cas("n", "c", Some(&json!(1)), None).unwrap().0);
+    }
+
+    #[test]
+    fn dirty_keys_and_undo() {
+        let s = storage();
+        s.mark_dirty("n", "a/b");
+        assert!(s.is_dirty("n", "a/"));
+        assert!(s.is_dirty("n", "a/b"));
+        assert!(!s.is_dirty("n", "c"));
+        assert!(!s.is_dirty("m", ""));
+        s.clear_dirty(&[full_key("n", "a/b")]);
+        assert!(!s.is_dirty("n", ""));
+        s.set("n", "k", &json!(1)).unwrap();
+        let undo = s.set("n", "k", &json!(2)).unwrap();
+        s.undo(vec![undo]);
+        assert_eq!(s.get("n", "k").unwrap(), Some(json!(1)));
     }
 }

@@ -61,20 +61,20 @@ async fn context_links_event_call_and_state_change() {
     let automation = h.tcp("automation").await;
     let lamp = h.local("lamp").await;
     let l2 = lamp.clone();
-    lamp.provide("lamp.turn_on", move |call| {
+    // The handler names no parent: the SDK makes the request it handles the parent of
+    // everything it does (the call it makes, the event it publishes).
+    lamp.provide("lamp.turn_on", move |_call| {
         let l2 = l2.clone();
         async move {
-            let opts = hcore_client::CallOptions {
-                timeout: None,
-                parent: call.context_id(),
-            };
-            l2.call_with(
-                "state.set",
-                json!({"key": "lamp/power", "value": "on"}),
-                opts,
-            )
-            .await
-            .map_err(|e| hcore_client::RpcError::internal(e.to_string()))?;
+            let internal =
+                |e: hcore_client::ClientError| hcore_client::RpcError::internal(e.to_string());
+            l2.state()
+                .set("lamp/power", json!("on"))
+                .await
+                .map_err(internal)?;
+            l2.publish_event("turned_on", json!({}))
+                .await
+                .map_err(internal)?;
             Ok(json!("on"))
         }
     })
@@ -87,6 +87,7 @@ async fn context_links_event_call_and_state_change() {
     // Calls are visible to any observer (their replies are not).
     let mut calls = automation.subscribe("hc/call/#").await.unwrap();
     let mut presses = automation.subscribe("hc/event/button/#").await.unwrap();
+    let mut lamp_events = automation.subscribe("hc/event/lamp/#").await.unwrap();
     let button = h.tcp("button").await;
     let press = button.publish_event("pressed", json!({})).await.unwrap();
     let seen = presses.next().await.unwrap().envelope.unwrap();
@@ -110,7 +111,16 @@ async fn context_links_event_call_and_state_change() {
     assert_eq!(turn_on["parent"], json!(press.id));
     assert_eq!(set["parent"], turn_on["id"]);
     assert_eq!(change.parent.as_deref(), set["id"].as_str());
-    assert_eq!(change.source, "lamp");
+    assert_eq!(
+        change.source, "kernel",
+        "the kernel publishes state_changed"
+    );
+    assert_eq!(change.data["source"], "lamp", "the writer");
+    let turned_on = lamp_events.next().await.unwrap().envelope.unwrap();
+    assert_eq!(
+        turned_on.parent.as_ref(),
+        turn_on["id"].as_str().map(str::to_string).as_ref()
+    );
     let rec = automation.state().get("lamp/power").await.unwrap().unwrap();
     assert_eq!(rec.context.id, change.id);
     h.stop().await;

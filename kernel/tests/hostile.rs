@@ -203,7 +203,7 @@ async fn ten_thousand_unaddressed_requests_do_not_hurt_other_callers() {
         caller.state().get("probe").await.unwrap().unwrap().value,
         json!(20)
     );
-    assert_eq!(h.kernel.as_ref().unwrap().pending_calls(), 0);
+    assert_eq!(h.kernel().pending_calls(), 0);
     let e = caller.call("nobody.home", json!({})).await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::NoResponders));
     h.stop().await;

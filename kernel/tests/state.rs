@@ -53,10 +53,10 @@ async fn state_changes_are_retained_and_announced_once() {
     writer.state().set("room/temp", json!(22)).await.unwrap();
     let e1 = changes.next().await.unwrap();
     let env = e1.envelope.unwrap();
-    assert_eq!(env.source, "writer");
+    assert_eq!(env.source, "kernel");
     assert_eq!(
         env.data,
-        json!({"key": "room/temp", "old": null, "new": 21.5, "version": 1})
+        json!({"key": "room/temp", "old": null, "new": 21.5, "version": 1, "source": "writer"})
     );
     assert!(
         env.parent.is_some(),

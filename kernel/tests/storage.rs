@@ -54,22 +54,35 @@ async fn one_plugin_cannot_read_or_write_another_namespace() {
     let alice = h.tcp("alice").await;
     alice.storage().set("token", json!("s3cret")).await.unwrap();
 
-    // A new user, "mallory", tries.
-    let mallory = h.tcp("mallory").await;
-    // 1. The API has no namespace parameter; extra fields are ignored.
+    // A plugin, "mallory" (in-process: the plugin role, not an administrator), tries.
+    let mallory = h.local("mallory").await;
+    // 1. Naming another namespace is for administrators, and only for reading.
     let r = mallory
-        .call(
-            "storage.get",
-            json!({"key": "token", "namespace": "alice", "ns": "alice"}),
-        )
+        .call("storage.get", json!({"key": "token", "namespace": "alice"}))
         .await
         .unwrap_err();
-    assert_eq!(r.code(), Some(ErrorCode::NotFound));
-    mallory
+    assert_eq!(r.code(), Some(ErrorCode::Forbidden), "{r}");
+    let r = mallory
+        .storage_of("alice")
+        .list("", 10, None)
+        .await
+        .unwrap_err();
+    assert_eq!(r.code(), Some(ErrorCode::Forbidden), "{r}");
+    let r = mallory
         .call(
             "storage.set",
             json!({"key": "token", "value": "pwned", "namespace": "alice"}),
         )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        r.code(),
+        Some(ErrorCode::BadRequest),
+        "writes have no namespace: {r}"
+    );
+    mallory
+        .storage()
+        .set("token", json!("pwned"))
         .await
         .unwrap();
     // 2. A forged identity property is stripped and replaced by the broker.
@@ -130,6 +143,34 @@ async fn one_plugin_cannot_read_or_write_another_namespace() {
     assert_eq!(
         mallory.storage().get("token").await.unwrap(),
         Some(json!("pwned"))
+    );
+    h.stop().await;
+}
+
+/// An administrator (an anonymous client on loopback, until users and roles exist) reads
+/// another namespace without taking over its client id; the plugin keeps running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn administrators_read_other_namespaces_without_impersonating() {
+    let h = start().await;
+    let plugin = h.local("plugin").await;
+    plugin.storage().set("config/a", json!(1)).await.unwrap();
+    plugin.storage().set("config/b", json!(2)).await.unwrap();
+    let admin = h.tcp("admin").await;
+    assert_eq!(
+        admin.storage_of("plugin").get("config/a").await.unwrap(),
+        Some(json!(1))
+    );
+    let page = admin
+        .storage_of("plugin")
+        .list("config/", 10, None)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 2);
+    // The plugin was not kicked off: it still reads and writes its own storage.
+    plugin.storage().set("config/c", json!(3)).await.unwrap();
+    assert_eq!(
+        plugin.storage().get("config/a").await.unwrap(),
+        Some(json!(1))
     );
     h.stop().await;
 }

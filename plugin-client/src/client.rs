@@ -3,7 +3,7 @@
 //! Every incoming message is routed in line, on the transport's own task, to a waiting
 //! call (`pending`), a provided method (`handlers`) or the subscriptions (`routes`): no
 //! task hop per message. On every (re)connect a task renews the subscriptions and provided
-//! methods, runs the `on_connect` hook, and announces the client (manifest and `online`
+//! methods (after the `on_connect` hook), and announces the client (manifest and `online`
 //! status with the connection's session number, whose `offline` will is already set).
 
 use std::future::Future;
@@ -19,7 +19,7 @@ use crate::error::ClientError;
 use crate::handlers::Handlers;
 use crate::pending::Pending;
 use crate::protocol::{Manifest, PluginStatus, Topics, DEFAULT_ROOT, DEFAULT_TIMEOUT_MS};
-use crate::routes::Routes;
+use crate::routes::{InlineHandler, Routes};
 use crate::transport::{Event, LateSink, Link, Liveness, Message, Outgoing, TcpOptions};
 
 /// How a client announces itself on the bus.
@@ -33,7 +33,7 @@ pub enum Announce {
     Kernel,
 }
 
-/// Runs after every (re)connect, once subscriptions are renewed and before the client
+/// Runs first on every (re)connect, before subscriptions are renewed and the client
 /// announces itself `online`; gets the client and the connection's session number.
 pub type OnConnect =
     Arc<dyn Fn(Client, u64) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
@@ -56,6 +56,8 @@ pub struct ClientOptions {
     /// Messages one `Subscription` holds before new ones are dropped (counted).
     pub subscription_queue: usize,
     pub on_connect: Option<OnConnect>,
+    /// In-line handlers subscribed from the first connection on (see `inline`).
+    pub inline: Vec<(String, InlineHandler)>,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -83,7 +85,15 @@ impl ClientOptions {
             password: None,
             subscription_queue: 10_000,
             on_connect: None,
+            inline: Vec::new(),
         }
+    }
+
+    /// Subscribes `filter` with an in-line handler (see `Client::subscribe_inline`) from
+    /// the first connection on, before the client announces itself.
+    pub fn inline(mut self, filter: impl Into<String>, handler: InlineHandler) -> ClientOptions {
+        self.inline.push((filter.into(), handler));
+        self
     }
 
     pub fn manifest(mut self, manifest: Manifest) -> ClientOptions {
@@ -166,9 +176,13 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let topics = Topics::new(&options.root);
         let (ready_tx, ready_rx) = oneshot::channel();
+        let routes = Routes::new(topics.root());
+        for (filter, handler) in options.inline {
+            routes.inline(&filter, handler)?;
+        }
         let inner = Arc::new(Inner {
             reply_topic: topics.reply(&options.id),
-            routes: Routes::new(topics.root()),
+            routes,
             id: options.id,
             topics,
             link: Arc::new(link),
@@ -300,6 +314,9 @@ impl Client {
     async fn on_connected(&self, session: u64) -> Result<(), ClientError> {
         let inner = &self.inner;
         inner.session.store(session, Ordering::Relaxed);
+        if let Some(hook) = &inner.on_connect {
+            hook(self.clone(), session).await;
+        }
         // Replies at QoS 0: a reply matters only to a caller waiting on this live, clean
         // session, and QoS 1 would cost an acknowledgement per call.
         inner.link.subscribe_qos(&inner.reply_topic, 0).await?;
@@ -311,9 +328,6 @@ impl Client {
         }
         for f in inner.routes.filters() {
             inner.link.subscribe(&f).await?;
-        }
-        if let Some(hook) = &inner.on_connect {
-            hook(self.clone(), session).await;
         }
         if inner.announce == Announce::Plugin {
             self.publish_manifest().await?;

@@ -3,20 +3,18 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use hcore_broker::{Broker, BrokerConfig};
+use hcore_broker::{BrokerConfig, BrokerHandle};
 use hcore_client::{Client, ClientOptions};
-use hcore_kernel::{Connection, Kernel, KernelConfig, KernelPolicy, PluginFactory};
+use hcore_kernel::settings::Settings;
+use hcore_kernel::{Hub, Kernel, KernelConfig, PluginFactory};
 
 pub use crate::clients::*;
 pub use crate::{eventually, free_port, init_tracing, TempDir, WAIT};
 
 pub struct Harness {
-    pub broker: Option<Broker>,
-    pub kernel: Option<Kernel>,
-    pub policy: Arc<KernelPolicy>,
+    pub hub: Option<Hub>,
     pub dir: TempDir,
     pub addr: SocketAddr,
 }
@@ -29,34 +27,37 @@ pub async fn start_with(plugins: Vec<(String, PluginFactory)>) -> Harness {
     start_in(TempDir::new(), plugins).await
 }
 
+/// The settings every harness hub starts with: a free port, the data directory, quick
+/// plugin restarts.
+pub fn settings(dir: &TempDir) -> Settings {
+    Settings {
+        broker: BrokerConfig::with_listener("127.0.0.1:0".parse().unwrap()),
+        kernel: KernelConfig {
+            data_dir: dir.0.clone(),
+            plugin_restart_max_ms: 2_000,
+            ..KernelConfig::default()
+        },
+        ..Settings::default()
+    }
+}
+
 /// Starts broker and kernel on an existing data directory.
 pub async fn start_in(dir: TempDir, plugins: Vec<(String, PluginFactory)>) -> Harness {
+    let settings = settings(&dir);
+    start_settings(dir, &settings, plugins).await
+}
+
+/// Starts broker and kernel with these settings.
+pub async fn start_settings(
+    dir: TempDir,
+    settings: &Settings,
+    plugins: Vec<(String, PluginFactory)>,
+) -> Harness {
     init_tracing();
-    let policy = Arc::new(KernelPolicy::new("hc"));
-    let broker = Broker::start_with_hooks(
-        BrokerConfig::with_listener("127.0.0.1:0".parse().unwrap()),
-        policy.clone(),
-    )
-    .await
-    .unwrap();
-    let addr = broker.local_addrs()[0];
-    let config = KernelConfig {
-        data_dir: dir.0.clone(),
-        plugin_restart_max_ms: 2_000,
-        ..KernelConfig::default()
-    };
-    let kernel = Kernel::start(
-        config,
-        Connection::Embedded(broker.handle()),
-        policy.clone(),
-        plugins,
-    )
-    .await
-    .unwrap();
+    let hub = Hub::start(settings, plugins).await.unwrap();
+    let addr = hub.local_addrs()[0];
     Harness {
-        broker: Some(broker),
-        kernel: Some(kernel),
-        policy,
+        hub: Some(hub),
         dir,
         addr,
     }
@@ -67,6 +68,14 @@ impl Harness {
         format!("mqtt://{}", self.addr)
     }
 
+    pub fn kernel(&self) -> &Kernel {
+        self.hub.as_ref().unwrap().kernel()
+    }
+
+    pub fn broker(&self) -> BrokerHandle {
+        self.hub.as_ref().unwrap().broker().unwrap()
+    }
+
     pub async fn tcp(&self, id: &str) -> Client {
         Client::connect(&self.url(), ClientOptions::new(id))
             .await
@@ -74,19 +83,15 @@ impl Harness {
     }
 
     pub async fn local(&self, id: &str) -> Client {
-        let broker = self.broker.as_ref().unwrap().handle();
-        Client::connect_in_process(&broker, ClientOptions::new(id))
+        Client::connect_in_process(&self.broker(), ClientOptions::new(id))
             .await
             .unwrap()
     }
 
     /// Stops kernel and broker; returns the data directory for a restart.
     pub async fn stop(mut self) -> TempDir {
-        if let Some(k) = self.kernel.take() {
-            k.shutdown().await;
-        }
-        if let Some(b) = self.broker.take() {
-            b.shutdown().await;
+        if let Some(h) = self.hub.take() {
+            h.shutdown().await;
         }
         std::mem::replace(&mut self.dir, TempDir(PathBuf::new()))
     }

@@ -198,7 +198,7 @@ impl Conn {
             self.refuse_publish(&topic, qos, pkid);
             return Ok(());
         }
-        self.st.stamp(&self.info.client_id, &topic, &mut props);
+        self.st.stamp(&self.info, &topic, &mut props);
         let props = props.filter(|p| *p != PublishProperties::default());
         let effect = if publish.retain {
             publish.retain = false;

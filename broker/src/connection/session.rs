@@ -179,7 +179,14 @@ async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, 
         };
         tokio::select! {
             _ = &mut kill => break Close::TakenOver,
-            _ = shutdown.changed() => break Close::Shutdown,
+            _ = shutdown.changed() => {
+                // What the router already holds for this client (a last reply) goes into
+                // its outbox, which is flushed on the way out.
+                if let Some(Ok(Some(n))) = crate::router::try_next(&mut rx) {
+                    let _ = conn.on_router(n, &mut rx).await;
+                }
+                break Close::Shutdown;
+            }
             read = reader.read_buf(&mut rbuf) => match read {
                 Ok(0) => break Close::Eof,
                 Err(e) => break Close::Io(e.to_string()),
@@ -264,7 +271,7 @@ impl Conn {
         }
         if close.publishes_will() {
             if let Some(will) = self.will.take() {
-                publish_will(&self.st, &self.info.client_id, will, self.will_delay).await;
+                publish_will(&self.st, &self.info, will, self.will_delay).await;
             }
         }
         if let Some(code) = close.disconnect_code() {
@@ -310,26 +317,28 @@ impl Conn {
 /// Publishes a will now, or after its MQTT 5 will delay unless the client reconnects.
 pub(crate) async fn publish_will(
     st: &Arc<BrokerState>,
-    client_id: &str,
+    client: &ClientInfo,
     will: Message,
     delay: u32,
 ) {
     if delay == 0 {
-        send_will(st, client_id, will).await;
+        send_will(st, client, will).await;
         return;
     }
     let st2 = st.clone();
-    let id = client_id.to_string();
+    let client2 = client.clone();
     let task = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-        st2.sessions.delayed_will_done(&id);
-        send_will(&st2, &id, will).await;
+        st2.sessions.delayed_will_done(&client2.client_id);
+        send_will(&st2, &client2, will).await;
     });
-    st.sessions.schedule_will(client_id, task.abort_handle());
+    st.sessions
+        .schedule_will(&client.client_id, task.abort_handle());
 }
 
-async fn send_will(st: &BrokerState, client_id: &str, mut will: Message) {
-    st.stamp_message(client_id, &mut will);
+async fn send_will(st: &BrokerState, client: &ClientInfo, mut will: Message) {
+    st.stamp_message(client, &mut will);
+    let client_id = client.client_id.as_str();
     tracing::info!(client_id, topic = %will.topic, "publishing will");
     Metrics::inc(&st.metrics.wills_published);
     if let Err(e) = st.publish_internal(will).await {

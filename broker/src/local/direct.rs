@@ -123,6 +123,10 @@ impl Delivery {
         gate.held.clear();
     }
 
+    pub(crate) fn info(&self) -> &ClientInfo {
+        &self.info
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.gate().queue.is_none()
     }

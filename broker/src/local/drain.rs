@@ -94,7 +94,8 @@ impl Drain {
         self.st.direct.remove_all(&self.delivery);
         if matches!(end, End::Dropped | End::RouterGone) {
             if let Some(will) = self.will.take() {
-                crate::connection::session::publish_will(&self.st, &self.client_id, will, 0).await;
+                crate::connection::session::publish_will(&self.st, self.delivery.info(), will, 0)
+                    .await;
             }
         }
         if !matches!(end, End::RouterGone) {

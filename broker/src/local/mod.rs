@@ -247,7 +247,7 @@ impl LocalClient {
                 message.topic
             )));
         }
-        st.stamp_message(&self.shared.info.client_id, &mut message);
+        st.stamp_message(&self.shared.info, &mut message);
         let deliveries = {
             let mut tx = self.shared.tx.lock().await;
             st.submit_collect(&mut tx, vec![routed_item(message)], false)
@@ -277,7 +277,7 @@ impl LocalClient {
         let Ok(mut tx) = self.shared.tx.try_lock() else {
             return Err(Box::new(message));
         };
-        st.stamp_message(&self.shared.info.client_id, &mut message);
+        st.stamp_message(&self.shared.info, &mut message);
         Metrics::inc(&st.metrics.publishes_received);
         let deliveries = st
             .try_submit(&mut tx, routed_item(message))

@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use hcore_broker::{Broker, BrokerConfig};
+use hcore_broker::BrokerConfig;
 use hcore_client::{async_trait, Client, Plugin, PluginError};
-use hcore_kernel::{Connection, Kernel, KernelConfig, KernelPolicy, PluginFactory};
+use hcore_kernel::settings::Settings;
+use hcore_kernel::{Hub, KernelConfig, PluginFactory};
 use serde_json::{json, Value};
 
 /// Adds to a counter kept in the kernel's state and announces every change as an event.
@@ -61,30 +62,21 @@ async fn main() {
     let listen = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:1883".into());
-    let policy = Arc::new(KernelPolicy::new("hc"));
-    let broker = Broker::start_with_hooks(
-        BrokerConfig::with_listener(listen.parse().expect("address")),
-        policy.clone(),
-    )
-    .await
-    .expect("broker");
     let data = std::env::temp_dir().join(format!("hcore-example-{}", std::process::id()));
-    let config = KernelConfig {
-        data_dir: data.clone(),
-        ..KernelConfig::default()
+    let settings = Settings {
+        broker: BrokerConfig::with_listener(listen.parse().expect("address")),
+        kernel: KernelConfig {
+            data_dir: data.clone(),
+            ..KernelConfig::default()
+        },
+        ..Settings::default()
     };
     let counter: PluginFactory = Arc::new(|| Box::new(Counter));
-    let kernel = Kernel::start(
-        config,
-        Connection::Embedded(broker.handle()),
-        policy,
-        vec![("counter".into(), counter)],
-    )
-    .await
-    .expect("kernel");
-    println!("ready on {}", broker.local_addrs()[0]);
+    let hub = Hub::start(&settings, vec![("counter".into(), counter)])
+        .await
+        .expect("broker and kernel");
+    println!("ready on {}", hub.local_addrs()[0]);
     let _ = tokio::signal::ctrl_c().await;
-    kernel.shutdown().await;
-    broker.shutdown().await;
+    hub.shutdown().await;
     let _ = std::fs::remove_dir_all(data);
 }

@@ -24,9 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use hcore_broker::{Broker, BrokerConfig};
+use hcore_broker::BrokerConfig;
 use hcore_client::{Client, ClientOptions};
-use hcore_kernel::{Connection, Kernel, KernelConfig, KernelPolicy};
+use hcore_kernel::settings::Settings;
+use hcore_kernel::{Hub, KernelConfig};
 use serde_json::json;
 use support::{free_port, rss_mb, wait_port};
 
@@ -329,7 +330,7 @@ async fn storage_writes(url: &str, callers: usize, for_how_long: Duration) -> f6
 
 /// Two in-process broker clients bouncing a message through queue-mode receivers and an
 /// echo task: what an in-process round trip costs without the kernel and the SDK.
-async fn local_ping_pong(broker: &Broker) -> Stats {
+async fn local_ping_pong(broker: &hcore_broker::BrokerHandle) -> Stats {
     use hcore_broker::{LocalOptions, Message, QoS};
     let (a, mut arx) = broker
         .local_client("pp-a", LocalOptions::default())
@@ -365,33 +366,23 @@ async fn local_ping_pong(broker: &Broker) -> Stats {
 /// same broker.
 async fn in_process_rpc() -> (Vec<Duration>, Stats) {
     let data = temp_dir();
-    let policy = Arc::new(KernelPolicy::new("hc"));
-    let broker = Broker::start_with_hooks(
-        BrokerConfig::with_listener("127.0.0.1:0".parse().unwrap()),
-        policy.clone(),
-    )
-    .await
-    .unwrap();
-    let config = KernelConfig {
-        data_dir: data.clone(),
-        ..KernelConfig::default()
+    let settings = Settings {
+        broker: BrokerConfig::with_listener("127.0.0.1:0".parse().unwrap()),
+        kernel: KernelConfig {
+            data_dir: data.clone(),
+            ..KernelConfig::default()
+        },
+        ..Settings::default()
     };
-    let kernel = Kernel::start(
-        config,
-        Connection::Embedded(broker.handle()),
-        policy,
-        Vec::new(),
-    )
-    .await
-    .unwrap();
-    let client = Client::connect_in_process(&broker.handle(), ClientOptions::new("inproc").quiet())
+    let hub = Hub::start(&settings, Vec::new()).await.unwrap();
+    let broker = hub.broker().unwrap();
+    let client = Client::connect_in_process(&broker, ClientOptions::new("inproc").quiet())
         .await
         .unwrap();
     client.state().set("bench/x", json!(0)).await.unwrap();
     let out = rpc_round_trips(&client, ROUNDS).await;
     let ping_pong = local_ping_pong(&broker).await;
-    kernel.shutdown().await;
-    broker.shutdown().await;
+    hub.shutdown().await;
     let _ = std::fs::remove_dir_all(&data);
     (out, ping_pong)
 }

@@ -33,7 +33,7 @@ pub enum Command {
     Call(CallArgs),
     /// Read and write the kernel's state.
     State(StateArgs),
-    /// Read and write this client's storage namespace.
+    /// Read and write this client's storage namespace (administrators: read any).
     Storage(StorageArgs),
     /// List, start and stop plugins.
     Plugins(PluginsArgs),
@@ -155,6 +155,9 @@ pub enum StateOp {
 pub struct StorageArgs {
     #[command(flatten)]
     pub conn: Conn,
+    /// Read another client's namespace (get and list only; administrators only).
+    #[arg(long)]
+    pub namespace: Option<String>,
     #[command(subcommand)]
     pub op: StorageOp,
 }

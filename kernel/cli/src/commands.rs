@@ -4,6 +4,11 @@
 
 use std::time::Duration;
 
+use hcore_client::protocol::commands::{
+    PluginsList, PluginsRestart, PluginsStart, PluginsStop, StateDelete, StateGet, StateKey,
+    StateList, StateSet, StorageDelete, StorageGet, StorageKey, StorageList, StorageSet,
+};
+use hcore_client::protocol::Command;
 use hcore_client::{CallOptions, Client, ClientError, ClientOptions, IncomingEvent};
 use serde_json::{json, Value};
 
@@ -154,45 +159,104 @@ pub async fn call(args: CallArgs) -> Result<(), Failure> {
     call_print(&args.conn, &args.method, params).await
 }
 
+/// Sends a kernel method as its typed command and prints the typed result.
+async fn request_print<C: Command>(conn: &Conn, command: C) -> Result<(), Failure> {
+    let client = connect(conn).await?;
+    let result = client.request(command).await;
+    let _ = client.shutdown().await;
+    let value = serde_json::to_value(result?).map_err(|e| Failure(e.to_string(), 1))?;
+    print(&value);
+    Ok(())
+}
+
+fn state_key(key: String) -> Result<StateKey, Failure> {
+    StateKey::new(key).map_err(|e| Failure(format!("invalid key: {e}"), 1))
+}
+
+fn storage_key(key: String) -> Result<StorageKey, Failure> {
+    StorageKey::new(key).map_err(|e| Failure(format!("invalid key: {e}"), 1))
+}
+
 pub async fn state(args: StateArgs) -> Result<(), Failure> {
-    let (method, params) = match args.op {
-        StateOp::Get { key } => ("state.get", json!({ "key": key })),
+    let conn = &args.conn;
+    match args.op {
+        StateOp::Get { key } => {
+            request_print(
+                conn,
+                StateGet {
+                    key: state_key(key)?,
+                },
+            )
+            .await
+        }
         StateOp::Set {
             key,
             value,
             expect_version,
         } => {
-            let value = parse_json("value", &value)?;
-            (
-                "state.set",
-                json!({ "key": key, "value": value, "expected_version": expect_version }),
-            )
+            let command = StateSet {
+                key: state_key(key)?,
+                value: parse_json("value", &value)?,
+                expected_version: expect_version,
+            };
+            request_print(conn, command).await
         }
-        StateOp::Delete { key } => ("state.delete", json!({ "key": key })),
-        StateOp::List { prefix } => ("state.list", json!({ "prefix": prefix })),
-    };
-    call_print(&args.conn, method, params).await
+        StateOp::Delete { key } => {
+            let command = StateDelete {
+                key: state_key(key)?,
+                expected_version: None,
+            };
+            request_print(conn, command).await
+        }
+        StateOp::List { prefix } => request_print(conn, StateList { prefix }).await,
+    }
 }
 
 pub async fn storage(args: StorageArgs) -> Result<(), Failure> {
-    let (method, params) = match args.op {
-        StorageOp::Get { key } => ("storage.get", json!({ "key": key })),
-        StorageOp::Set { key, value } => (
-            "storage.set",
-            json!({ "key": key, "value": parse_json("value", &value)? }),
-        ),
-        StorageOp::Delete { key } => ("storage.delete", json!({ "key": key })),
-        StorageOp::List { prefix } => ("storage.list", json!({ "prefix": prefix })),
-    };
-    call_print(&args.conn, method, params).await
+    let conn = &args.conn;
+    let namespace = args.namespace;
+    match args.op {
+        StorageOp::Get { key } => {
+            let key = storage_key(key)?;
+            request_print(conn, StorageGet { key, namespace }).await
+        }
+        StorageOp::List { prefix } => {
+            let command = StorageList {
+                prefix,
+                namespace,
+                ..StorageList::default()
+            };
+            request_print(conn, command).await
+        }
+        _ if namespace.is_some() => Err(Failure(
+            "--namespace reads another namespace; writes only go to your own".into(),
+            1,
+        )),
+        StorageOp::Set { key, value } => {
+            let command = StorageSet {
+                key: storage_key(key)?,
+                value: parse_json("value", &value)?,
+            };
+            request_print(conn, command).await
+        }
+        StorageOp::Delete { key } => {
+            request_print(
+                conn,
+                StorageDelete {
+                    key: storage_key(key)?,
+                },
+            )
+            .await
+        }
+    }
 }
 
 pub async fn plugins(args: PluginsArgs) -> Result<(), Failure> {
-    let (method, params) = match args.op {
-        PluginsOp::List => ("plugins.list", json!({})),
-        PluginsOp::Start { id } => ("plugins.start", json!({ "id": id })),
-        PluginsOp::Stop { id } => ("plugins.stop", json!({ "id": id })),
-        PluginsOp::Restart { id } => ("plugins.restart", json!({ "id": id })),
-    };
-    call_print(&args.conn, method, params).await
+    let conn = &args.conn;
+    match args.op {
+        PluginsOp::List => request_print(conn, PluginsList {}).await,
+        PluginsOp::Start { id } => request_print(conn, PluginsStart { id }).await,
+        PluginsOp::Stop { id } => request_print(conn, PluginsStop { id }).await,
+        PluginsOp::Restart { id } => request_print(conn, PluginsRestart { id }).await,
+    }
 }

@@ -3,12 +3,12 @@
 //! what it does and what came back: events, RPC (with an error and a no_responders),
 //! state with versions, storage, and a plugin crash with its restart.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use hcore_broker::{Broker, BrokerConfig};
+use hcore_broker::BrokerConfig;
 use hcore_client::{Client, ClientOptions};
-use hcore_kernel::{Connection, Kernel, KernelConfig, KernelPolicy};
+use hcore_kernel::settings::Settings;
+use hcore_kernel::{Hub, KernelConfig};
 use serde_json::{json, Value};
 
 use crate::cli::DemoArgs;
@@ -49,28 +49,20 @@ async fn run_demo(args: &DemoArgs, dir: &std::path::Path) -> Result<(), String> 
         pace: Duration::from_millis(args.pace_ms),
         step: 0,
     };
-    let policy = Arc::new(KernelPolicy::new("hc"));
-    let broker = Broker::start_with_hooks(
-        BrokerConfig::with_listener("127.0.0.1:0".parse().unwrap()),
-        policy.clone(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let addr = broker.local_addrs()[0];
-    let config = KernelConfig {
-        data_dir: dir.to_path_buf(),
-        plugin_restart_max_ms: 2_000,
-        ..KernelConfig::default()
+    let settings = Settings {
+        broker: BrokerConfig::with_listener("127.0.0.1:0".parse().unwrap()),
+        kernel: KernelConfig {
+            data_dir: dir.to_path_buf(),
+            plugin_restart_max_ms: 2_000,
+            ..KernelConfig::default()
+        },
+        ..Settings::default()
     };
     let example = crate::run::bundled("example").ok_or("example plugin missing")?;
-    let kernel = Kernel::start(
-        config,
-        Connection::Embedded(broker.handle()),
-        policy,
-        vec![("example".into(), example)],
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let hub = Hub::start(&settings, vec![("example".into(), example)])
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = hub.local_addrs()[0];
     println!("hcore demo: an MQTT broker, the kernel and the example plugin, all in this process.");
     println!("Watch every message live from another terminal:");
     println!("   mosquitto_sub -p {} -t 'hc/#' -v", addr.port());
@@ -193,8 +185,7 @@ async fn run_demo(args: &DemoArgs, dir: &std::path::Path) -> Result<(), String> 
     n.step("Done: shutting down (plugins, durable writes, offline status, then the broker)")
         .await;
     let _ = me.shutdown().await;
-    kernel.shutdown().await;
-    broker.shutdown().await;
+    hub.shutdown().await;
     Ok(())
 }
 

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hcore_broker::{Broker, ListenerConfig};
-use hcore_kernel::{Connection, Kernel, KernelPolicy, PluginFactory};
+use hcore_broker::ListenerConfig;
+use hcore_kernel::{Hub, PluginFactory};
 
 use crate::cli::RunArgs;
 use hcore_kernel::settings::{default_data_dir, Settings};
@@ -58,51 +58,20 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
             bundled(name).ok_or_else(|| format!("unknown plugin {name:?} (bundled: example)"))?;
         plugins.push((name.clone(), factory));
     }
-    let policy = Arc::new(KernelPolicy::new(&settings.kernel.root));
-    let (broker, connection) = match &settings.broker_url {
-        Some(url) => {
-            tracing::info!(%url, "using an external broker; its ACL enforces identities (see docs/ARCHITECTURE.md)");
-            let connection = Connection::External {
-                url: url.clone(),
-                username: settings.broker_username.clone(),
-                password: settings.broker_password.clone(),
-            };
-            (None, connection)
-        }
-        None => {
-            warn_if_open(
-                &settings
-                    .broker
-                    .listeners
-                    .iter()
-                    .map(|l| l.bind)
-                    .collect::<Vec<_>>(),
-            );
-            let broker = Broker::start_with_hooks(settings.broker.clone(), policy.clone())
-                .await
-                .map_err(|e| e.to_string())?;
-            let connection = Connection::Embedded(broker.handle());
-            (Some(broker), connection)
-        }
-    };
-    let kernel = match Kernel::start(settings.kernel.clone(), connection, policy, plugins).await {
-        Ok(k) => k,
-        Err(e) => {
-            if let Some(b) = broker {
-                b.shutdown().await;
-            }
-            return Err(e.to_string());
-        }
-    };
+    if settings.broker_url.is_none() {
+        let binds: Vec<SocketAddr> = settings.broker.listeners.iter().map(|l| l.bind).collect();
+        warn_if_open(&binds);
+    }
+    let hub = Hub::start(&settings, plugins)
+        .await
+        .map_err(|e| e.to_string())?;
+    let kernel = hub.kernel();
     for id in kernel.plugins().ids() {
         tracing::info!(plugin = %id, "in-process plugin loaded");
     }
     shutdown_signal().await;
-    tracing::info!("shutting down: stopping plugins, finishing writes, then the broker");
-    kernel.shutdown().await;
-    if let Some(b) = broker {
-        b.shutdown().await;
-    }
+    tracing::info!("shutting down: stopping plugins, answering calls in flight, finishing writes, then the broker");
+    hub.shutdown().await;
     Ok(())
 }
 

@@ -1,63 +1,113 @@
-//! The kernel's own services (`state`, `storage`, `registry`, `plugins`, `kernel`): method
-//! dispatch and parameter checking. Each handler answers at once (`Outcome::Reply`) or
-//! hands the work to the persistence writer or a task that replies later.
+//! The kernel's own services (`state`, `storage`, `registry`, `plugins`, `kernel`), one
+//! file each, on the typed protocol (`hcore_client::protocol::commands`): parameters are
+//! parsed into the method's command type, and the answer is its result type. A handler
+//! answers at once (`Outcome::Reply`) or leaves the answer to the persistence writer or a
+//! task (`Outcome::Later`).
+//!
+//! Services see only what they need (`Services`): the stores, the writer, the call
+//! registry, the plugin manager and the kernel's limits; never the connection.
 
-mod admin;
+mod kernel;
+mod plugins;
+mod registry;
 mod state;
 mod storage;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
-use hcore_client::protocol::RpcError;
+use hcore_client::protocol::{Command, ErrorCode, MethodName, ReplyTo, RpcError, GENERIC_ERRORS};
 use serde_json::Value;
 
-pub(crate) use state::{apply_change, apply_delete};
+use crate::calls::Calls;
+use crate::manager::PluginManager;
+use crate::out::KernelLink;
+use crate::persist::{Job, Persist, Refusal};
+use crate::replier::Replier;
+use crate::state::StateStore;
+use crate::storage::Storage;
 
-use crate::pending::ReplyTo;
-use crate::runtime::Shared;
+/// What the services work with.
+pub(crate) struct Services {
+    pub state: Arc<StateStore>,
+    pub storage: Arc<Storage>,
+    pub persist: Persist,
+    pub calls: Arc<Calls>,
+    pub replier: Replier,
+    pub manager: OnceLock<PluginManager>,
+    pub link: KernelLink,
+    pub root: String,
+    pub started: Instant,
+    /// Largest JSON value accepted by `state.set` and `storage.set`, bytes.
+    pub max_value_bytes: usize,
+    /// Values per `storage.list` page, bytes.
+    pub max_page_bytes: usize,
+}
 
-/// Who called and where the answer goes.
+/// One call: who made it and where the answer goes.
 pub(crate) struct CallCtx {
     pub caller: String,
+    /// The caller's role as stamped by the broker (`None` on an external broker).
+    pub role: Option<String>,
     pub reply: ReplyTo,
-    /// The request id: the parent of whatever this call causes.
+    /// The request id: the parent of whatever the call causes.
     pub request_id: Option<String>,
 }
 
 pub(crate) enum Outcome {
     Reply(Result<Value, RpcError>),
-    /// The reply will be published later (after a durable write, or by a task).
+    /// The answer is published later (after a durable write, or by a task).
     Later,
 }
 
-impl From<Result<Value, RpcError>> for Outcome {
-    fn from(r: Result<Value, RpcError>) -> Outcome {
-        Outcome::Reply(r)
-    }
-}
-
-/// Runs `service.method` for a caller.
-pub(crate) fn handle(
-    sh: &Arc<Shared>,
-    ctx: CallCtx,
-    service: &str,
-    method: &str,
-    params: Value,
-) -> Outcome {
-    let params = match params {
-        Value::Object(_) => params,
-        Value::Null => Value::Object(Default::default()),
-        other => {
-            return Outcome::Reply(Err(RpcError::bad_request(format!(
-                "params must be a JSON object, not {other}"
-            ))))
+impl Services {
+    /// Runs a kernel method for a caller.
+    pub fn handle(&self, ctx: CallCtx, method: &MethodName, params: Value) -> Outcome {
+        let params = match params {
+            Value::Object(_) => params,
+            Value::Null => Value::Object(Default::default()),
+            other => {
+                return Outcome::Reply(Err(RpcError::bad_request(format!(
+                    "params must be a JSON object, not {other}"
+                ))))
+            }
+        };
+        let name = method.method();
+        match method.service() {
+            "state" => state::handle(self, ctx, name, params),
+            "storage" => storage::handle(self, ctx, name, params),
+            "registry" => registry::handle(self, ctx, name, params),
+            "plugins" => plugins::handle(self, ctx, name, params),
+            "kernel" => kernel::handle(self, name, params),
+            _ => unknown(method.service(), name),
         }
-    };
-    match service {
-        "state" => state::handle(sh, ctx, method, &params),
-        "storage" => storage::handle(sh, ctx, method, &params),
-        "registry" | "plugins" | "kernel" => admin::handle(sh, ctx, service, method, &params),
-        _ => Outcome::Reply(Err(RpcError::not_found(format!("no service {service}")))),
+    }
+
+    /// Queues a job for the writer; the writer answers. A full queue is `unavailable`.
+    fn persist(&self, job: Job) -> Outcome {
+        match self.persist.submit(job) {
+            Ok(()) => Outcome::Later,
+            Err(Refusal::Busy) => Outcome::Reply(Err(RpcError::new(
+                ErrorCode::Unavailable,
+                "the kernel's write queue is full; try again",
+            ))),
+            Err(Refusal::Stopped) => Outcome::Reply(Err(RpcError::new(
+                ErrorCode::Unavailable,
+                "the kernel is shutting down",
+            ))),
+        }
+    }
+
+    /// Refuses values larger than `max_value_bytes`.
+    pub fn check_value(&self, v: &Value) -> Result<(), RpcError> {
+        let size = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+        if size > self.max_value_bytes {
+            return Err(RpcError::bad_request(format!(
+                "value of {size} bytes exceeds the limit of {} bytes",
+                self.max_value_bytes
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -67,55 +117,27 @@ fn unknown(service: &str, method: &str) -> Outcome {
     ))))
 }
 
-/// A required string parameter.
-fn str_param<'a>(params: &'a Value, name: &str) -> Result<&'a str, RpcError> {
-    match params.get(name) {
-        Some(Value::String(s)) => Ok(s),
-        Some(other) => Err(RpcError::bad_request(format!(
-            "{name} must be a string, not {other}"
-        ))),
-        None => Err(RpcError::bad_request(format!("missing parameter {name}"))),
+/// Parses `params` as command `C` and runs `f`; in debug builds, checks that every error
+/// answered is one `C` declares (or a generic one), so PROTOCOL.md's error lists hold.
+fn run<C: Command>(params: Value, f: impl FnOnce(C) -> Result<Outcome, RpcError>) -> Outcome {
+    let outcome = serde_json::from_value::<C>(params)
+        .map_err(|e| RpcError::bad_request(format!("{}: {e}", C::METHOD)))
+        .and_then(f)
+        .unwrap_or_else(|e| Outcome::Reply(Err(e)));
+    if let Outcome::Reply(Err(e)) = &outcome {
+        debug_assert!(
+            C::ERRORS.contains(&e.code) || GENERIC_ERRORS.contains(&e.code),
+            "{} answered {} which it does not declare",
+            C::METHOD,
+            e.code
+        );
     }
+    outcome
 }
 
-/// An optional string parameter (`null` counts as absent).
-fn opt_str_param<'a>(params: &'a Value, name: &str) -> Result<Option<&'a str>, RpcError> {
-    match params.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(RpcError::bad_request(format!(
-            "{name} must be a string, not {other}"
-        ))),
-    }
-}
-
-/// An optional unsigned integer parameter.
-fn opt_u64_param(params: &Value, name: &str) -> Result<Option<u64>, RpcError> {
-    match params.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-            RpcError::bad_request(format!("{name} must be a non-negative integer, not {v}"))
-        }),
-    }
-}
-
-/// A required value parameter, within the size limit.
-fn value_param(sh: &Shared, params: &Value, name: &str) -> Result<Value, RpcError> {
-    let v = params
-        .get(name)
-        .ok_or_else(|| RpcError::bad_request(format!("missing parameter {name}")))?;
-    check_size(sh, v)?;
-    Ok(v.clone())
-}
-
-/// Refuses values larger than `max_value_bytes`.
-pub(crate) fn check_size(sh: &Shared, v: &Value) -> Result<(), RpcError> {
-    let size = serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
-    if size > sh.config.max_value_bytes {
-        return Err(RpcError::bad_request(format!(
-            "value of {size} bytes exceeds the limit of {} bytes",
-            sh.config.max_value_bytes
-        )));
-    }
-    Ok(())
+/// An immediate answer with the command's result type.
+fn answer<C: Command>(result: C::Result) -> Result<Outcome, RpcError> {
+    serde_json::to_value(result)
+        .map(|v| Outcome::Reply(Ok(v)))
+        .map_err(|e| RpcError::internal(e.to_string()))
 }

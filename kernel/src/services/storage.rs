@@ -1,106 +1,110 @@
-//! `storage.*`: the caller's namespace only. Reads answer at once; writes are persistence
-//! jobs that reply after the flush (group commit).
+//! `storage.*`: the caller's own namespace. Reads of flushed data answer at once (behind
+//! a pending write to the same keys otherwise); writes are persistence jobs answered after
+//! the flush. Administrators may read (never write) another namespace.
 
-use std::sync::Arc;
-
-use hcore_client::protocol::{validate_storage_key, RpcError};
-use serde_json::{json, Value};
-
-use super::{
-    check_size, opt_str_param, opt_u64_param, str_param, unknown, value_param, CallCtx, Outcome,
+use hcore_client::protocol::commands::{
+    StorageCas, StorageDelete, StorageGet, StorageList, StorageSet,
 };
-use crate::persist::Done;
-use crate::runtime::Shared;
+use hcore_client::protocol::{ErrorCode, RpcError};
+use serde_json::Value;
+
+use super::{run, unknown, CallCtx, Outcome, Services};
+use crate::persist::Job;
+use crate::policy::role;
+use crate::storage::{StorageRead, StorageWrite};
 
 const DEFAULT_LIMIT: u64 = 100;
 const MAX_LIMIT: u64 = 1000;
 
-pub(super) fn handle(sh: &Arc<Shared>, ctx: CallCtx, method: &str, params: &Value) -> Outcome {
-    let result = (|| -> Result<Outcome, RpcError> {
-        let ns = ctx.caller.clone();
-        let storage = sh.storage.clone();
-        match method {
-            "get" => {
-                let key = key(params)?;
-                match storage.get(&ns, key)? {
-                    Some(value) => Ok(Outcome::Reply(Ok(json!({ "value": value })))),
-                    None => Err(RpcError::not_found(format!("no value at {key}"))),
-                }
+pub(super) fn handle(sv: &Services, ctx: CallCtx, method: &str, params: Value) -> Outcome {
+    match method {
+        "get" => run::<StorageGet>(params, |c| {
+            let ns = namespace(&ctx, c.namespace)?;
+            Ok(read(
+                sv,
+                ctx,
+                ns,
+                StorageRead::Get {
+                    key: c.key.into_string(),
+                },
+            ))
+        }),
+        "list" => run::<StorageList>(params, |c| {
+            let ns = namespace(&ctx, c.namespace)?;
+            let read_list = StorageRead::List {
+                prefix: c.prefix.unwrap_or_default(),
+                after: c.after,
+                limit: c.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as usize,
+                max_bytes: sv.max_page_bytes,
+            };
+            Ok(read(sv, ctx, ns, read_list))
+        }),
+        "set" => run::<StorageSet>(params, |c| {
+            sv.check_value(&c.value)?;
+            Ok(write(
+                sv,
+                ctx,
+                StorageWrite::Set {
+                    key: c.key.into_string(),
+                    value: c.value,
+                },
+            ))
+        }),
+        "delete" => run::<StorageDelete>(params, |c| {
+            Ok(write(
+                sv,
+                ctx,
+                StorageWrite::Delete {
+                    key: c.key.into_string(),
+                },
+            ))
+        }),
+        "cas" => run::<StorageCas>(params, |c| {
+            for v in [&c.expected, &c.value].into_iter().flatten() {
+                sv.check_value(v)?;
             }
-            "list" => {
-                let prefix = opt_str_param(params, "prefix")?.unwrap_or("");
-                let after = opt_str_param(params, "after")?;
-                let limit = opt_u64_param(params, "limit")?
-                    .unwrap_or(DEFAULT_LIMIT)
-                    .clamp(1, MAX_LIMIT);
-                let (items, next) = storage.list(&ns, prefix, after, limit as usize)?;
-                let items: Vec<Value> = items
-                    .into_iter()
-                    .map(|(key, value)| json!({ "key": key, "value": value }))
-                    .collect();
-                Ok(Outcome::Reply(Ok(json!({ "items": items, "next": next }))))
-            }
-            "set" => {
-                let key = key(params)?.to_string();
-                let value = value_param(sh, params, "value")?;
-                Ok(write(sh, ctx, move || {
-                    storage
-                        .set(&ns, &key, &value)
-                        .map(|()| json!({ "ok": true }))
-                }))
-            }
-            "delete" => {
-                let key = key(params)?.to_string();
-                Ok(write(sh, ctx, move || {
-                    storage.delete(&ns, &key).map(|d| json!({ "deleted": d }))
-                }))
-            }
-            "cas" => {
-                let key = key(params)?.to_string();
-                let expected = present(params.get("expected"));
-                let value = present(params.get("value"));
-                for v in [&expected, &value].into_iter().flatten() {
-                    check_size(sh, v)?;
-                }
-                Ok(write(sh, ctx, move || {
-                    storage
-                        .cas(&ns, &key, expected.as_ref(), value.as_ref())
-                        .map(|(swapped, current)| json!({ "swapped": swapped, "current": current }))
-                }))
-            }
-            _ => Ok(unknown("storage", method)),
-        }
-    })();
-    result.unwrap_or_else(|e| Outcome::Reply(Err(e)))
-}
-
-/// `null` and a missing field both mean "absent".
-fn present(v: Option<&Value>) -> Option<Value> {
-    v.filter(|v| !v.is_null()).cloned()
-}
-
-fn key(params: &Value) -> Result<&str, RpcError> {
-    let key = str_param(params, "key")?;
-    validate_storage_key(key).map_err(|e| RpcError::bad_request(e.to_string()))?;
-    Ok(key)
-}
-
-fn write(
-    sh: &Shared,
-    ctx: CallCtx,
-    op: impl FnOnce() -> Result<Value, RpcError> + Send + 'static,
-) -> Outcome {
-    let reply = ctx.reply;
-    let job = Box::new(move || Done {
-        effects: Vec::new(),
-        reply: Some((reply, op())),
-    });
-    if sh.persist.submit(job) {
-        Outcome::Later
-    } else {
-        Outcome::Reply(Err(RpcError::new(
-            hcore_client::ErrorCode::Unavailable,
-            "the kernel is shutting down",
-        )))
+            Ok(write(
+                sv,
+                ctx,
+                StorageWrite::Cas {
+                    key: c.key.into_string(),
+                    expected: c.expected,
+                    value: c.value,
+                },
+            ))
+        }),
+        _ => unknown("storage", method),
     }
+}
+
+/// The namespace a read names: the caller's own, or (for administrators) another one.
+fn namespace(ctx: &CallCtx, asked: Option<String>) -> Result<String, RpcError> {
+    match asked {
+        None => Ok(ctx.caller.clone()),
+        Some(ns) if ns == ctx.caller => Ok(ns),
+        Some(ns) if ctx.role.as_deref() == Some(role::ADMIN) => Ok(ns),
+        Some(ns) => Err(RpcError::new(
+            ErrorCode::Forbidden,
+            format!("only administrators may read the namespace of {ns}"),
+        )),
+    }
+}
+
+fn read(sv: &Services, ctx: CallCtx, ns: String, read: StorageRead) -> Outcome {
+    match sv.storage.answer_now(&read, &ns) {
+        Some(answer) => Outcome::Reply(answer),
+        None => sv.persist(Job::ReadStorage {
+            ns,
+            read,
+            reply: ctx.reply,
+        }),
+    }
+}
+
+fn write(sv: &Services, ctx: CallCtx, write: StorageWrite) -> Outcome {
+    sv.persist(Job::Storage {
+        ns: ctx.caller,
+        write,
+        reply: ctx.reply,
+    })
 }

@@ -12,7 +12,7 @@ pub const KERNEL_SERVICES: [&str; 5] = ["kernel", "plugins", "registry", "state"
 
 /// A valid method name: `<service>.<method>`, each part 1-64 characters of
 /// `A-Z a-z 0-9 _ -`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MethodName {
     full: String,
     dot: usize,
@@ -79,6 +79,32 @@ impl FromStr for MethodName {
 
     fn from_str(s: &str) -> Result<MethodName, NameError> {
         MethodName::new(s)
+    }
+}
+
+// Equality, order and hash are those of the full name (the dot follows from it), so a
+// map keyed by MethodName can be looked up with a `&str`.
+impl std::hash::Hash for MethodName {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.full.hash(h)
+    }
+}
+
+impl PartialOrd for MethodName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MethodName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.full.cmp(&other.full)
+    }
+}
+
+impl std::borrow::Borrow<str> for MethodName {
+    fn borrow(&self) -> &str {
+        &self.full
     }
 }
 

@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hcore_client::protocol::{validate_name, Manifest, PluginStatus, RpcError, KERNEL_SERVICES};
+use hcore_client::protocol::commands::{PluginInfo, Services};
+use hcore_client::protocol::{Manifest, MethodName, PluginStatus, RpcError};
 use hcore_client::ErrorCode;
-use serde_json::{json, Value};
 
 /// How a plugin runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,7 @@ pub(crate) struct PluginEntry {
     pub session: u64,
     pub manifest: Manifest,
     pub restarts: u32,
+    /// Why the plugin failed (in-process), or what of its manifest was refused.
     pub error: Option<String>,
 }
 
@@ -53,24 +54,16 @@ pub(crate) enum StatusChange {
 
 #[derive(Default)]
 pub(crate) struct Registry {
-    methods: BTreeMap<String, BTreeSet<String>>,
+    methods: BTreeMap<MethodName, BTreeSet<String>>,
     plugins: BTreeMap<String, PluginEntry>,
 }
 
-/// Checks `service.method` and that the service is not the kernel's.
-fn check_method(method: &str) -> Result<(), RpcError> {
-    let Some((service, name)) = method.split_once('.') else {
-        return Err(RpcError::bad_request(format!(
-            "{method}: methods are named service.method"
-        )));
-    };
-    validate_name(service)
-        .and_then(|()| validate_name(name))
-        .map_err(|e| RpcError::bad_request(e.to_string()))?;
-    if KERNEL_SERVICES.contains(&service) {
+/// A kernel service's methods cannot be provided by anyone else.
+fn check_providable(method: &MethodName) -> Result<(), RpcError> {
+    if method.is_kernel() {
         return Err(RpcError::new(
             ErrorCode::Forbidden,
-            format!("{service} is a kernel service"),
+            format!("{} is a kernel service", method.service()),
         ));
     }
     Ok(())
@@ -78,9 +71,9 @@ fn check_method(method: &str) -> Result<(), RpcError> {
 
 impl Registry {
     /// Registers `provider` for each method; all or nothing.
-    pub fn register(&mut self, provider: &str, methods: &[String]) -> Result<(), RpcError> {
+    pub fn register(&mut self, provider: &str, methods: &[MethodName]) -> Result<(), RpcError> {
         for m in methods {
-            check_method(m)?;
+            check_providable(m)?;
         }
         for m in methods {
             self.methods
@@ -92,10 +85,14 @@ impl Registry {
     }
 
     /// Unregisters `provider` from the given methods (or all of them); returns which.
-    pub fn unregister(&mut self, provider: &str, methods: Option<&[String]>) -> Vec<String> {
+    pub fn unregister(
+        &mut self,
+        provider: &str,
+        methods: Option<&[MethodName]>,
+    ) -> Vec<MethodName> {
         let mut removed = Vec::new();
         self.methods.retain(|m, providers| {
-            let wanted = methods.is_none_or(|ms| ms.iter().any(|x| x == m));
+            let wanted = methods.is_none_or(|ms| ms.contains(m));
             if wanted && providers.remove(provider) {
                 removed.push(m.clone());
             }
@@ -116,24 +113,46 @@ impl Registry {
             .is_some_and(|p| p.contains(provider))
     }
 
-    /// `{"<service>": {"<method>": [providers]}}`.
-    pub fn services_json(&self) -> Value {
-        let mut out = serde_json::Map::new();
+    pub fn services(&self) -> Services {
+        let mut out = Services::default();
         for (m, providers) in &self.methods {
-            if let Some((service, name)) = m.split_once('.') {
-                let entry = out
-                    .entry(service.to_string())
-                    .or_insert_with(|| Value::Object(Default::default()));
-                entry[name] = json!(providers);
-            }
+            out.services
+                .entry(m.service().to_string())
+                .or_default()
+                .insert(m.method().to_string(), providers.iter().cloned().collect());
         }
-        Value::Object(out)
+        out
     }
 
     pub fn plugin(&mut self, id: &str, kind: Kind) -> &mut PluginEntry {
         self.plugins
             .entry(id.to_string())
             .or_insert_with(|| PluginEntry::new(kind))
+    }
+
+    /// Registers what an online plugin's manifest lists. Names that are not methods, and
+    /// kernel services, are skipped; the plugin's entry says which and why.
+    fn register_manifest(&mut self, id: &str) {
+        let listed = self.plugin(id, Kind::Remote).manifest.services.clone();
+        let mut refused = Vec::new();
+        for name in &listed {
+            let outcome = MethodName::new(name)
+                .map_err(|e| RpcError::bad_request(e.to_string()))
+                .and_then(|m| self.register(id, std::slice::from_ref(&m)));
+            if let Err(e) = outcome {
+                refused.push(format!("{name}: {}", e.message));
+            }
+        }
+        let entry = self.plugin(id, Kind::Remote);
+        if refused.is_empty() {
+            if entry.kind == Kind::Remote {
+                entry.error = None;
+            }
+        } else {
+            let why = format!("manifest services not registered: {}", refused.join("; "));
+            tracing::warn!(plugin = id, "{why}");
+            entry.error = Some(why);
+        }
     }
 
     /// Applies a status message; registers or unregisters the plugin's services.
@@ -149,22 +168,18 @@ impl Registry {
             if entry.kind == Kind::Remote {
                 entry.state = "online".into();
             }
-            let services = entry.manifest.services.clone();
-            if let Err(e) = self.register(id, &services) {
-                tracing::warn!(plugin = id, error = %e, "manifest lists services that cannot be registered");
-            }
+            self.register_manifest(id);
             if was {
                 StatusChange::Unchanged
             } else {
                 StatusChange::Online
             }
         } else {
-            if status.session < entry.session || !entry.online {
-                return if status.session < entry.session {
-                    StatusChange::Stale
-                } else {
-                    StatusChange::Unchanged
-                };
+            if status.session < entry.session {
+                return StatusChange::Stale;
+            }
+            if !entry.online {
+                return StatusChange::Unchanged;
             }
             entry.online = false;
             entry.session = status.session;
@@ -181,39 +196,40 @@ impl Registry {
         let entry = self.plugin(id, Kind::Remote);
         entry.manifest = manifest;
         if entry.online {
-            let services = entry.manifest.services.clone();
-            if let Err(e) = self.register(id, &services) {
-                tracing::warn!(plugin = id, error = %e, "manifest lists services that cannot be registered");
-            }
+            self.register_manifest(id);
         }
     }
 
-    pub fn plugins_json(&self) -> Value {
-        let list: Vec<Value> = self
-            .plugins
+    pub fn plugins(&self) -> Vec<PluginInfo> {
+        self.plugins
             .iter()
-            .map(|(id, p)| {
-                json!({
-                    "id": id,
-                    "state": p.state,
-                    "online": p.online,
-                    "session": p.session,
-                    "kind": match p.kind { Kind::Remote => "remote", Kind::InProcess => "in-process" },
-                    "version": p.manifest.version,
-                    "services": p.manifest.services,
-                    "events": p.manifest.events,
-                    "restarts": p.restarts,
-                    "error": p.error,
-                })
+            .map(|(id, p)| PluginInfo {
+                id: id.clone(),
+                state: p.state.clone(),
+                online: p.online,
+                session: p.session,
+                kind: match p.kind {
+                    Kind::Remote => "remote",
+                    Kind::InProcess => "in-process",
+                }
+                .into(),
+                version: p.manifest.version.clone(),
+                services: p.manifest.services.clone(),
+                events: p.manifest.events.clone(),
+                restarts: p.restarts,
+                error: p.error.clone(),
             })
-            .collect();
-        json!({ "plugins": list })
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn m(s: &str) -> MethodName {
+        MethodName::new(s).unwrap()
+    }
 
     #[test]
     fn stale_offline_is_ignored() {
@@ -245,8 +261,28 @@ mod tests {
     #[test]
     fn kernel_services_cannot_be_registered() {
         let mut r = Registry::default();
-        let e = r.register("p", &["state.get".into()]).unwrap_err();
+        let e = r.register("p", &[m("state.get")]).unwrap_err();
         assert_eq!(e.code, ErrorCode::Forbidden);
-        assert!(r.register("p", &["bad name.x".into()]).is_err());
+    }
+
+    #[test]
+    fn a_manifest_registers_what_it_can_and_says_what_it_could_not() {
+        let mut r = Registry::default();
+        r.on_manifest(
+            "p",
+            Manifest {
+                services: vec!["lamp.on".into(), "state.set".into(), "no dot".into()],
+                ..Default::default()
+            },
+        );
+        r.on_status("p", &PluginStatus::online(1));
+        assert!(r.is_provided("lamp.on"));
+        assert!(!r.is_provided("state.set"));
+        let info = &r.plugins()[0];
+        let error = info.error.as_deref().unwrap();
+        assert!(
+            error.contains("state.set") && error.contains("no dot"),
+            "{error}"
+        );
     }
 }

@@ -1,0 +1,99 @@
+//! The kernel's view of RPC: who provides which method (`registry`), which calls to
+//! providers are still unanswered (`pending`), and the plugins it has seen. The kernel owns
+//! both; the broker's policy only tells it which client a call was delivered to
+//! (`policy::DeliveryObserver`).
+//!
+//! Lock order, where both are needed: registry, then pending.
+
+mod pending;
+mod registry;
+
+use std::sync::{Mutex, MutexGuard};
+
+use hcore_client::protocol::{now_ms, ReplyTo};
+
+pub(crate) use pending::Failed;
+use pending::PendingCalls;
+pub(crate) use registry::{Kind, Registry, StatusChange};
+
+use crate::policy::DeliveryObserver;
+
+pub(crate) struct Calls {
+    registry: Mutex<Registry>,
+    pending: Mutex<PendingCalls>,
+    /// Longest the kernel watches one call, milliseconds (the deadline cap).
+    max_track_ms: u64,
+}
+
+impl Calls {
+    pub fn new(max_pending_per_caller: usize, max_track_ms: u64) -> Calls {
+        Calls {
+            registry: Mutex::new(Registry::default()),
+            pending: Mutex::new(PendingCalls::new(max_pending_per_caller)),
+            max_track_ms,
+        }
+    }
+
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, PendingCalls> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A call to a provided method, seen by the kernel: watched until it is answered, its
+    /// deadline passes (at most `max_track_ms`), or its provider dies. Returns it as failed
+    /// if its provider is already gone.
+    pub fn track(
+        &self,
+        caller: &str,
+        key: String,
+        method: &str,
+        reply: ReplyTo,
+        deadline: Option<u64>,
+    ) -> Option<Failed> {
+        let cap = now_ms().saturating_add(self.max_track_ms);
+        let until = deadline.map_or(cap, |d| d.min(cap));
+        self.pending()
+            .track((caller.to_string(), key), method, reply, until)
+    }
+
+    /// A reply from someone other than the kernel was seen.
+    pub fn answered(&self, caller: &str, key: String) {
+        self.pending().answered(&(caller.to_string(), key));
+    }
+
+    /// A plugin went offline: its services are already unregistered; the calls it had
+    /// taken, and calls to methods nobody provides now, fail.
+    pub fn provider_gone(&self, provider: &str) -> Vec<Failed> {
+        let registry = self.registry();
+        self.pending()
+            .provider_gone(provider, |method| registry.is_provided(method))
+    }
+
+    /// Every watched call (the kernel is stopping).
+    pub fn take_all(&self) -> Vec<Failed> {
+        self.pending().take_all()
+    }
+
+    /// Forgets calls past their deadline.
+    pub fn sweep(&self) {
+        self.pending().sweep(now_ms());
+    }
+
+    /// Calls watched now.
+    pub fn pending_len(&self) -> usize {
+        self.pending().len()
+    }
+}
+
+impl DeliveryObserver for Calls {
+    fn call_delivered(&self, caller: &str, method: &str, provider: &str, key: String) {
+        // Observers (`#` subscribers) see calls too; only a registered provider takes one.
+        let registry = self.registry();
+        if registry.provides(method, provider) {
+            self.pending().assign((caller.to_string(), key), provider);
+        }
+    }
+}

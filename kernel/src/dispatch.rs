@@ -1,0 +1,253 @@
+//! The kernel's message handling: every call, reply, state command and plugin announcement
+//! under the root is routed in line, with no task hop per message: on the publisher's own
+//! task when embedded (the broker delivers to in-process clients directly, possibly from
+//! several tasks at once), on the connection's task over TCP. Kernel methods are answered
+//! by `services`; calls to providers are watched (`calls`); durable writes go to the
+//! persistence writer. Nothing here waits on anyone.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hcore_client::protocol::{
+    payload_call_key, validate_state_key, ErrorCode, Incoming, Manifest, MethodName, Parsed,
+    PluginStatus, ReplyTo, RpcError, Topics, IDENTITY_PROPERTY,
+};
+use hcore_client::Message;
+use serde_json::Value;
+
+use crate::calls::StatusChange;
+use crate::persist::{Job, StateWrite};
+use crate::policy::{KERNEL_ID, ROLE_PROPERTY};
+use crate::ratelog::RateLog;
+use crate::services::{CallCtx, Outcome, Services};
+use crate::state::Origin;
+
+pub(crate) struct Core {
+    pub topics: Topics,
+    pub services: Services,
+    /// Set once shutdown begins: every call is answered `unavailable`.
+    pub stopping: AtomicBool,
+    ratelog: RateLog,
+}
+
+fn shutting_down() -> RpcError {
+    RpcError::new(ErrorCode::Unavailable, "the kernel is shutting down")
+}
+
+impl Core {
+    pub fn new(topics: Topics, services: Services) -> Core {
+        Core {
+            topics,
+            services,
+            stopping: AtomicBool::new(false),
+            ratelog: RateLog::default(),
+        }
+    }
+
+    fn reply(&self, to: &ReplyTo, outcome: Result<Value, RpcError>) {
+        if let Err(e) = &outcome {
+            tracing::debug!(code = %e.code, "{}", e.message);
+        }
+        self.services.replier.reply(to, outcome);
+    }
+
+    /// Handles one message, in line.
+    pub fn on_message(&self, m: &Message) {
+        match self.topics.parse(&m.topic) {
+            Some(Parsed::Call {
+                caller,
+                service,
+                method,
+            }) => self.on_call(caller, service, method, m),
+            Some(Parsed::Reply { caller }) => {
+                if m.user_property(IDENTITY_PROPERTY) == Some(KERNEL_ID) {
+                    return; // our own reply
+                }
+                if let Some(key) = payload_call_key(&m.payload, m.correlation.as_deref()) {
+                    self.services.calls.answered(caller, key);
+                }
+            }
+            Some(Parsed::StateSet { key }) => self.on_state_set(key, m),
+            Some(Parsed::PluginStatus { id }) => self.on_status(id, m),
+            Some(Parsed::PluginManifest { id }) => self.on_manifest(id, m),
+            _ => {}
+        }
+    }
+
+    fn on_call(&self, caller: &str, service: &str, method: &str, m: &Message) {
+        if m.retain {
+            self.ratelog
+                .warn(&format!("retained call on {} ignored", m.topic));
+            return;
+        }
+        // Disabled unless debug logging is on: then every log line of the call says whose.
+        let _span =
+            tracing::debug_span!("call", caller, method = %format_args!("{service}.{method}"))
+                .entered();
+        let name = MethodName::from_parts(service, method);
+        let provided = name.as_ref().is_ok_and(|n| {
+            !n.is_kernel() && self.services.calls.registry().is_provided(n.as_str())
+        });
+        let incoming = match Incoming::read(
+            &self.topics,
+            caller,
+            &m.payload,
+            m.response_topic.as_deref(),
+            m.correlation.as_ref(),
+        ) {
+            Ok(i) => i,
+            // A provider answers malformed requests to its own methods itself.
+            Err(_) if provided => return,
+            Err(refused) => return self.reply(&refused.reply, Err(refused.error)),
+        };
+        let name = match name {
+            Ok(n) => n,
+            Err(e) => {
+                return self.reply(&incoming.reply, Err(RpcError::bad_request(e.to_string())))
+            }
+        };
+        if self.stopping.load(Ordering::Relaxed) {
+            return self.reply(&incoming.reply, Err(shutting_down()));
+        }
+        if provided {
+            return self.watch(caller, &name, incoming);
+        }
+        if let Some(late) = incoming.expired() {
+            return self.reply(&incoming.reply, Err(late));
+        }
+        if !name.is_kernel() {
+            let e = RpcError::new(ErrorCode::NoResponders, format!("nobody provides {name}"));
+            return self.reply(&incoming.reply, Err(e));
+        }
+        let ctx = CallCtx {
+            caller: caller.to_string(),
+            role: m.user_property(ROLE_PROPERTY).map(str::to_string),
+            reply: incoming.reply.clone(),
+            request_id: incoming.context_id(),
+        };
+        let params = incoming.request.params.unwrap_or(Value::Null);
+        if let Outcome::Reply(r) = self.services.handle(ctx, &name, params) {
+            self.reply(&incoming.reply, r);
+        }
+    }
+
+    /// A call to a provided method: the provider answers; the kernel watches for the
+    /// provider dying first.
+    fn watch(&self, caller: &str, name: &MethodName, incoming: Incoming) {
+        let Some(key) = incoming.key else { return };
+        let deadline = incoming.request.deadline;
+        let failed =
+            self.services
+                .calls
+                .track(caller, key, name.as_str(), incoming.reply, deadline);
+        if let Some(f) = failed {
+            self.fail_unavailable(&f.method, &f.reply);
+        }
+    }
+
+    fn fail_unavailable(&self, method: &str, to: &ReplyTo) {
+        let e = RpcError::new(
+            ErrorCode::Unavailable,
+            format!("the provider of {method} went offline during the call"),
+        );
+        self.reply(to, Err(e));
+    }
+
+    /// `<root>/state/<key>/set`: the payload is the new value (empty: delete).
+    fn on_state_set(&self, key: &str, m: &Message) {
+        let warn = |what: &str| {
+            self.ratelog
+                .warn(&format!("state command on {}: {what}", m.topic))
+        };
+        if m.retain {
+            return warn("retained; ignored");
+        }
+        if let Err(e) = validate_state_key(key) {
+            return warn(&e.to_string());
+        }
+        let write = if m.payload.is_empty() {
+            StateWrite::Delete { expected: None }
+        } else {
+            match serde_json::from_slice::<Value>(&m.payload) {
+                Ok(value) => {
+                    if let Err(e) = self.services.check_value(&value) {
+                        return warn(&e.message);
+                    }
+                    StateWrite::Set {
+                        value,
+                        expected: None,
+                    }
+                }
+                Err(e) => return warn(&format!("not JSON: {e}")),
+            }
+        };
+        let origin = Origin {
+            source: m
+                .user_property(IDENTITY_PROPERTY)
+                .unwrap_or("unknown")
+                .to_string(),
+            parent: None,
+        };
+        let job = Job::State {
+            key: key.to_string(),
+            write,
+            origin,
+            reply: None,
+        };
+        if let Err(e) = self.services.persist.submit(job) {
+            warn(&format!("not applied ({e:?})"));
+        }
+    }
+
+    fn on_status(&self, id: &str, m: &Message) {
+        if m.payload.is_empty() {
+            return;
+        }
+        let status = match serde_json::from_slice::<PluginStatus>(&m.payload) {
+            Ok(s) => s,
+            Err(e) => {
+                return self
+                    .ratelog
+                    .warn(&format!("unreadable status of {id}: {e}"))
+            }
+        };
+        let change = self.services.calls.registry().on_status(id, &status);
+        match change {
+            StatusChange::Online => {
+                tracing::info!(plugin = id, session = status.session, "plugin online")
+            }
+            StatusChange::Stale => tracing::info!(
+                plugin = id,
+                session = status.session,
+                "stale offline status ignored"
+            ),
+            StatusChange::Unchanged => {}
+            StatusChange::Offline => {
+                tracing::info!(plugin = id, "plugin offline; its services are unregistered");
+                for f in self.services.calls.provider_gone(id) {
+                    self.fail_unavailable(&f.method, &f.reply);
+                }
+            }
+        }
+    }
+
+    fn on_manifest(&self, id: &str, m: &Message) {
+        if m.payload.is_empty() {
+            return;
+        }
+        match serde_json::from_slice::<Manifest>(&m.payload) {
+            Ok(manifest) => self.services.calls.registry().on_manifest(id, manifest),
+            Err(e) => self
+                .ratelog
+                .warn(&format!("unreadable manifest of {id}: {e}")),
+        }
+    }
+
+    /// Shutdown begins: from now on every call is answered `unavailable`, and so is every
+    /// call still waiting for a provider.
+    pub fn stop_answering(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for f in self.services.calls.take_all() {
+            self.reply(&f.reply, Err(shutting_down()));
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! One constructor for a whole hcore from one configuration: the embedded broker with the
+//! kernel's policy as its hooks (both on the configured root) and the kernel, or the kernel
+//! alone as a client of an external broker.
+//!
+//! The broker's listeners are bound first but accept connections only once the kernel is
+//! ready, so a client that connects while hcore starts waits in the listen backlog instead
+//! of sending requests nobody answers yet.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hcore_broker::{Broker, BrokerHandle};
+
+use crate::settings::Settings;
+use crate::{Connection, Kernel, KernelError, KernelPolicy, PluginFactory};
+
+/// A running hcore: broker (unless external) and kernel.
+pub struct Hub {
+    broker: Option<Broker>,
+    kernel: Kernel,
+}
+
+impl Hub {
+    /// Starts everything `settings` describe, with these in-process plugins.
+    pub async fn start(
+        settings: &Settings,
+        plugins: Vec<(String, PluginFactory)>,
+    ) -> Result<Hub, KernelError> {
+        if let Some(url) = &settings.broker_url {
+            tracing::info!(%url, "using an external broker; its ACL enforces identities (see docs/ARCHITECTURE.md)");
+            let connection = Connection::External {
+                url: url.clone(),
+                username: settings.broker_username.clone(),
+                password: settings.broker_password.clone(),
+            };
+            let kernel = Kernel::start(settings.kernel.clone(), connection, plugins).await?;
+            return Ok(Hub {
+                broker: None,
+                kernel,
+            });
+        }
+        let policy = Arc::new(KernelPolicy::new(&settings.kernel.root));
+        let mut broker = Broker::bind(settings.broker.clone(), policy.clone())
+            .await
+            .map_err(|e| KernelError::Broker(e.to_string()))?;
+        let connection = Connection::Embedded {
+            broker: broker.handle(),
+            policy,
+        };
+        let kernel = match Kernel::start(settings.kernel.clone(), connection, plugins).await {
+            Ok(k) => k,
+            Err(e) => {
+                broker.shutdown().await;
+                return Err(e);
+            }
+        };
+        broker.accept();
+        Ok(Hub {
+            broker: Some(broker),
+            kernel,
+        })
+    }
+
+    /// The embedded broker's listening addresses (empty with an external broker).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        self.broker.as_ref().map_or(&[], |b| b.local_addrs())
+    }
+
+    /// The embedded broker, for in-process clients.
+    pub fn broker(&self) -> Option<BrokerHandle> {
+        self.broker.as_ref().map(Broker::handle)
+    }
+
+    pub fn kernel(&self) -> &Kernel {
+        &self.kernel
+    }
+
+    /// Stops the kernel (answering what is in flight), then the broker.
+    pub async fn shutdown(self) {
+        self.kernel.shutdown().await;
+        if let Some(b) = self.broker {
+            b.shutdown().await;
+        }
+    }
+}

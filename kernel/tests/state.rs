@@ -98,3 +98,108 @@ async fn state_survives_a_restart_and_is_republished() {
     assert!(r.retain, "republished as a retained message at start");
     h.stop().await;
 }
+
+/// Versions of one key as an observer sees them, in arrival order.
+async fn versions(sub: &mut hcore_client::Subscription, until: u64, field: &str) -> Vec<u64> {
+    let mut seen = Vec::new();
+    while seen.last() != Some(&until) {
+        let m = tokio::time::timeout(WAIT, sub.next())
+            .await
+            .expect("the last version in time")
+            .unwrap();
+        let v = m.json().unwrap();
+        let version = match field {
+            "record" => v["version"].as_u64(),
+            _ => v["data"]["version"].as_u64(),
+        };
+        seen.push(version.unwrap());
+    }
+    seen
+}
+
+/// Many writers on one key, over TCP and in-process, each with many calls in flight at
+/// once: every observer sees versions in strictly increasing order, and the retained
+/// record, `state.get` and the highest acknowledged version agree at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pipelined_writers_on_one_key_stay_in_version_order() {
+    const WRITERS: usize = 6;
+    const PIPELINE: usize = 8;
+    const ROUNDS: usize = 25;
+    let h = start().await;
+    let tcp_watch = h.tcp("tcp-watch").await;
+    let local_watch = h.local("local-watch").await;
+    let mut observers = vec![
+        (
+            tcp_watch.subscribe("hc/state/race/k").await.unwrap(),
+            "record",
+        ),
+        (
+            local_watch.subscribe("hc/state/race/k").await.unwrap(),
+            "record",
+        ),
+        (
+            tcp_watch
+                .subscribe("hc/event/kernel/state_changed/race/k")
+                .await
+                .unwrap(),
+            "event",
+        ),
+        (
+            local_watch
+                .subscribe("hc/event/kernel/state_changed/race/k")
+                .await
+                .unwrap(),
+            "event",
+        ),
+    ];
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let client = if w % 2 == 0 {
+            h.tcp(&format!("w{w}")).await
+        } else {
+            h.local(&format!("w{w}")).await
+        };
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for r in 0..ROUNDS {
+                let mut calls = tokio::task::JoinSet::new();
+                for p in 0..PIPELINE {
+                    let c = client.clone();
+                    calls.spawn(async move { c.state().set("race/k", json!([w, r, p])).await });
+                }
+                while let Some(result) = calls.join_next().await {
+                    let result = result.unwrap().unwrap();
+                    assert!(result.changed);
+                    acked.push(result.version);
+                }
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.unwrap());
+    }
+    acked.sort_unstable();
+    let total = (WRITERS * PIPELINE * ROUNDS) as u64;
+    assert_eq!(
+        acked,
+        (1..=total).collect::<Vec<_>>(),
+        "every version answered once"
+    );
+    for (sub, field) in observers.iter_mut() {
+        let seen = versions(sub, total, field).await;
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "{field} versions out of order: {seen:?}"
+        );
+    }
+    let record = tcp_watch.state().get("race/k").await.unwrap().unwrap();
+    assert_eq!(record.version, total);
+    let late = h.tcp("late").await;
+    let mut retained = late.subscribe("hc/state/race/k").await.unwrap();
+    let last = retained.next().await.unwrap().json().unwrap();
+    assert_eq!(last["version"], json!(total));
+    assert_eq!(last["value"], record.value);
+    h.stop().await;
+}

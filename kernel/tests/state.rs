@@ -128,7 +128,7 @@ async fn concurrent_pipelined_writers_on_one_key_stay_in_version_order() {
     let h = start().await;
     let tcp_watch = h.tcp("tcp-watch").await;
     let local_watch = h.local("local-watch").await;
-    let mut observers = vec![
+    let mut observers = [
         (
             tcp_watch.subscribe("hc/state/race/k").await.unwrap(),
             "record",

@@ -301,3 +301,36 @@ async fn the_delivery_hook_keeps_private_topics_from_wildcard_subscribers() {
     assert_eq!(m.topic, "private/local-snoop/x");
     broker.shutdown().await;
 }
+
+/// Messages a `#` subscriber may not see are skipped silently: not logged or counted as
+/// lost (they used to be, as "fell behind the router's log").
+#[tokio::test]
+async fn hidden_messages_are_not_counted_as_lost() {
+    let broker = start_with(test_config(), Some(Arc::new(Stamp))).await;
+    let addr = addr(&broker);
+    let mut watcher = v5(addr, "watcher").await;
+    watcher.subscribe("#", Q5::AtMostOnce).await;
+    let publisher = v5(addr, "publisher").await;
+    for i in 0..50 {
+        let topic = if i % 2 == 0 {
+            "private/alice/x"
+        } else {
+            "public/x"
+        };
+        publisher
+            .client
+            .publish(topic, Q5::AtMostOnce, false, format!("{i}"))
+            .await
+            .unwrap();
+    }
+    for i in (1..50).step_by(2) {
+        let p = watcher.next_publish().await.unwrap();
+        assert_eq!(
+            (&p.topic[..], &p.payload[..]),
+            (&b"public/x"[..], format!("{i}").as_bytes())
+        );
+    }
+    let m = broker.metrics();
+    assert_eq!((m.dropped_router_lag, m.dropped_slow_subscriber), (0, 0));
+    broker.shutdown().await;
+}

@@ -52,10 +52,8 @@ impl Conn {
             for n in batch {
                 match n {
                     Notification::Forward(f) => {
-                        if !self.may_deliver(&f.publish.topic) {
-                            continue;
-                        }
-                        self.observe(&f.publish.topic, &f.publish.payload, f.properties.as_ref());
+                        // Account for the message's place in the router's log first: one
+                        // this client may not see is skipped, not lost.
                         let seen = self
                             .filters
                             .observe(&f.publish.topic, f.cursor.map(|c| c.1));
@@ -66,6 +64,10 @@ impl Conn {
                                 "subscriber fell behind the router's log; messages lost"
                             );
                         }
+                        if !self.may_deliver(&f.publish.topic) {
+                            continue;
+                        }
+                        self.observe(&f.publish.topic, &f.publish.payload, f.properties.as_ref());
                         if seen.qos == QoS::AtMostOnce {
                             out.forward_qos0(f.publish, f.properties);
                         } else {

@@ -132,10 +132,22 @@ async fn client_commands_against_a_running_hcore() {
     })
     .await
     .unwrap();
+    // `HH:MM:SS.mmm event ...`
+    let (time, line) = pretty.split_once(' ').unwrap();
     assert!(
-        pretty.starts_with("event motion/hall from emitter"),
+        time.len() == 12 && time.chars().filter(|c| *c == ':').count() == 2 && time.contains('.'),
         "{pretty}"
     );
+    assert!(
+        line.starts_with("event motion/hall from emitter"),
+        "{pretty}"
+    );
+
+    // A filter that is not one, and one the broker refuses: one clear line, no hang.
+    let o = cli(&url, &["sub", "hc/#/x"]).await;
+    one_line_error(&o, 1, "'#' must be the whole last level");
+    let o = cli(&url, &["sub", "$SYS/#"]).await;
+    one_line_error(&o, 1, "refused the subscription to $SYS/#");
 
     let _ = run.kill().await;
 }

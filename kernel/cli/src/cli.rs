@@ -27,7 +27,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Publish a message.
     Pub(PubArgs),
-    /// Print messages (event envelopes and state records pretty-printed).
+    /// Watch messages: time, events, calls paired with replies, state records, status.
     Sub(SubArgs),
     /// Call `service.method` with JSON params and print the result.
     Call(CallArgs),
@@ -107,9 +107,12 @@ pub struct SubArgs {
     pub conn: Conn,
     /// Topic filters (default: everything under the root).
     pub filters: Vec<String>,
-    /// Print `topic payload` lines, unformatted.
-    #[arg(long)]
+    /// Print `topic payload` lines, unformatted (like `mosquitto_sub -v`).
+    #[arg(long, conflicts_with = "pretty")]
     pub raw: bool,
+    /// Print JSON on several lines, indented.
+    #[arg(long)]
+    pub pretty: bool,
     /// Exit after this many messages.
     #[arg(long, short = 'C')]
     pub count: Option<usize>,

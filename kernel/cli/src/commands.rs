@@ -9,12 +9,11 @@ use hcore_client::protocol::commands::{
     StateList, StateSet, StorageDelete, StorageGet, StorageKey, StorageList, StorageSet,
 };
 use hcore_client::protocol::Command;
-use hcore_client::{CallOptions, Client, ClientError, ClientOptions, IncomingEvent};
+use hcore_client::{CallOptions, Client, ClientError, ClientOptions};
 use serde_json::{json, Value};
 
 use crate::cli::{
     CallArgs, Conn, PluginsArgs, PluginsOp, PubArgs, StateArgs, StateOp, StorageArgs, StorageOp,
-    SubArgs,
 };
 
 /// A command failure: the message and the exit code.
@@ -35,7 +34,7 @@ impl From<ClientError> for Failure {
     }
 }
 
-async fn connect(conn: &Conn) -> Result<Client, Failure> {
+pub async fn connect(conn: &Conn) -> Result<Client, Failure> {
     let mut options = ClientOptions::new(conn.client_id.clone()).quiet();
     options.username = conn.username.clone();
     options.password = conn.password.clone();
@@ -62,83 +61,6 @@ pub async fn publish(args: PubArgs) -> Result<(), Failure> {
         .await?;
     client.shutdown().await?;
     Ok(())
-}
-
-pub async fn subscribe(args: SubArgs) -> Result<(), Failure> {
-    let mut conn = args.conn.clone();
-    if conn.client_id == "cli" {
-        // Keep `hcore sub` from taking over a concurrent `hcore call`'s connection.
-        conn.client_id = format!("cli-sub-{}", std::process::id());
-    }
-    let client = connect(&conn).await?;
-    let root = client.topics().root().to_string();
-    let filters = if args.filters.is_empty() {
-        vec![format!("{root}/#")]
-    } else {
-        args.filters
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for f in &filters {
-        let mut sub = client.subscribe(f).await?;
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while let Some(m) = sub.next().await {
-                if tx.send(m).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    let mut seen = 0;
-    while let Some(m) = rx.recv().await {
-        if args.raw {
-            println!("{} {}", m.topic, String::from_utf8_lossy(&m.payload));
-        } else {
-            println!("{}", pretty(&root, &m));
-        }
-        seen += 1;
-        if args.count.is_some_and(|c| seen >= c) {
-            break;
-        }
-    }
-    client.shutdown().await?;
-    Ok(())
-}
-
-/// One readable line for a message.
-fn pretty(root: &str, m: &IncomingEvent) -> String {
-    let retained = if m.retain { " (retained)" } else { "" };
-    if let Some(e) = &m.envelope {
-        let name = m.topic.splitn(4, '/').nth(3).unwrap_or(&m.topic);
-        let parent = e
-            .parent
-            .as_deref()
-            .map(|p| format!(" parent={p}"))
-            .unwrap_or_default();
-        return format!(
-            "event {name} from {}{retained}: {} (id={}{parent})",
-            e.source, e.data, e.id
-        );
-    }
-    let json = m.json();
-    if let (Some(key), Some(rec)) = (m.topic.strip_prefix(&format!("{root}/state/")), &json) {
-        if rec.get("version").is_some() {
-            return format!(
-                "state {key} = {} (v{} by {}){retained}",
-                rec["value"],
-                rec["version"],
-                rec["source"].as_str().unwrap_or("?")
-            );
-        }
-    }
-    match json {
-        Some(v) => format!("{}{retained} {v}", m.topic),
-        None => format!(
-            "{}{retained} {}",
-            m.topic,
-            String::from_utf8_lossy(&m.payload)
-        ),
-    }
 }
 
 async fn call_print(conn: &Conn, method: &str, params: Value) -> Result<(), Failure> {

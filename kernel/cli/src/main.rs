@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod demo;
 mod run;
+mod sub;
 
 use std::io::IsTerminal;
 
@@ -34,7 +35,7 @@ fn main() {
             cli::Command::Run(args) => run::run(args).await.map_err(Failure::from),
             cli::Command::Demo(args) => demo::demo(args).await.map_err(Failure::from),
             cli::Command::Pub(args) => commands::publish(args).await,
-            cli::Command::Sub(args) => commands::subscribe(args).await,
+            cli::Command::Sub(args) => sub::subscribe(args).await,
             cli::Command::Call(args) => commands::call(args).await,
             cli::Command::State(args) => commands::state(args).await,
             cli::Command::Storage(args) => commands::storage(args).await,

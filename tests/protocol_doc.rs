@@ -80,3 +80,140 @@ async fn protocol_examples_run_as_documented() {
     }
     let _ = hcore.kill().await;
 }
+
+/// A kernel method as PROTOCOL.md documents it.
+#[derive(Debug)]
+struct Documented {
+    name: String,
+    required: Vec<String>,
+    optional: Vec<String>,
+    errors: Vec<String>,
+}
+
+/// The method tables of the "Kernel services" section.
+fn documented_methods() -> Vec<Documented> {
+    let doc = include_str!("../docs/PROTOCOL.md");
+    let start = doc
+        .find("## Kernel services")
+        .expect("a Kernel services section");
+    let end = start
+        + doc[start..]
+            .find("\n## Liveness")
+            .expect("a Liveness section");
+    let quoted = |cell: &str, quote: char| -> Vec<String> {
+        cell.split(quote)
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let mut out = Vec::new();
+    for line in doc[start..end].lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 6 || !cells[1].starts_with('`') || cells[1].contains(' ') {
+            continue;
+        }
+        let name = cells[1].trim_matches('`').to_string();
+        let params = cells[2];
+        let mut required = Vec::new();
+        let mut optional = Vec::new();
+        for (i, p) in quoted(params, '"').into_iter().enumerate() {
+            // `"name"?` is optional.
+            let after = params
+                .split('"')
+                .nth(2 * i + 2)
+                .unwrap_or_default()
+                .trim_start();
+            if after.starts_with('?') {
+                optional.push(p);
+            } else {
+                required.push(p);
+            }
+        }
+        out.push(Documented {
+            name,
+            required,
+            optional,
+            errors: quoted(cells[4], '`'),
+        });
+    }
+    out
+}
+
+/// The parameter names a kernel error message lists as accepted (serde's "unknown field
+/// `x`, expected one of `a`, `b`").
+fn accepted(message: &str) -> Vec<String> {
+    match message.split_once("expected") {
+        Some((_, list)) => list
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(), // "there are no fields"
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_method_exists_with_its_parameters_and_errors() {
+    use hcore_client::protocol::KERNEL_METHODS;
+    init_tracing();
+    let documented = documented_methods();
+    let mut names: Vec<&str> = documented.iter().map(|d| d.name.as_str()).collect();
+    names.sort_unstable();
+    let mut in_code: Vec<&str> = KERNEL_METHODS.iter().map(|(n, _)| *n).collect();
+    in_code.sort_unstable();
+    assert_eq!(
+        names, in_code,
+        "PROTOCOL.md and protocol::commands list other methods"
+    );
+
+    let dir = TempDir::new();
+    let (mut hcore, url) = spawn_hcore(&dir.0).await;
+    let client =
+        hcore_client::Client::connect(&url, hcore_client::ClientOptions::new("doc").quiet())
+            .await
+            .unwrap();
+    for d in &documented {
+        let (_, errors) = KERNEL_METHODS.iter().find(|(n, _)| *n == d.name).unwrap();
+        let mut in_code: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        in_code.sort();
+        let mut in_doc = d.errors.clone();
+        in_doc.sort();
+        assert_eq!(in_doc, in_code, "errors of {}", d.name);
+
+        // The kernel names the parameters it accepts when given one it does not.
+        let e = client
+            .call(&d.name, serde_json::json!({"no_such_parameter": 1}))
+            .await
+            .unwrap_err();
+        let message = match &e {
+            hcore_client::ClientError::Rpc(r) => r.message.clone(),
+            other => panic!("{}: {other}", d.name),
+        };
+        let mut accepted = accepted(&message);
+        accepted.sort();
+        let mut listed: Vec<String> = d.required.iter().chain(&d.optional).cloned().collect();
+        listed.sort();
+        assert_eq!(accepted, listed, "parameters of {}: {message}", d.name);
+        // Without parameters, a method with required ones names a missing one.
+        let e = client.call(&d.name, serde_json::json!({})).await;
+        let missing = match &e {
+            Err(hcore_client::ClientError::Rpc(r)) if r.message.contains("missing field") => {
+                Some(r.message.clone())
+            }
+            _ => None,
+        };
+        match (&missing, d.required.is_empty()) {
+            (Some(m), true) => panic!("{} documents no required parameter: {m}", d.name),
+            (None, false) => panic!("{} documents required {:?}: {e:?}", d.name, d.required),
+            (Some(m), false) => assert!(
+                d.required.iter().any(|r| m.contains(&format!("`{r}`"))),
+                "{}: {m}",
+                d.name
+            ),
+            (None, true) => {}
+        }
+    }
+    let _ = hcore.kill().await;
+}

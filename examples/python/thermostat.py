@@ -27,10 +27,11 @@ def on_message(c, userdata, msg):
         req = json.loads(msg.payload)
     except ValueError:
         req = {}
-    if req.get("deadline", float("inf")) < time.time() * 1000:
-        return  # nobody waits for this answer any more
     celsius = (req.get("params") or {}).get("celsius")
-    if isinstance(celsius, (int, float)) and not isinstance(celsius, bool):
+    if req.get("deadline", float("inf")) < time.time() * 1000:
+        answer = {"error": {"code": "timeout", "message": "request arrived after its deadline"}}
+    elif isinstance(celsius, (int, float)) and not isinstance(celsius, bool):
+        # What handling this request causes names it as parent.
         call = {"id": f"set-{req.get('id')}", "parent": req.get("id"), "params": {"key": "thermostat/target", "value": celsius}}
         c.publish(f"{ROOT}/call/{ME}/state/set", json.dumps(call), qos=1)
         answer = {"result": {"target": celsius}}

@@ -267,3 +267,136 @@ async fn mqtt5_and_mqtt311_callers_without_the_sdk() {
     assert_eq!(reply["result"]["value"], 42);
     h.stop().await;
 }
+
+/// The reply a provider written from PROTOCOL.md sends: the payload's `id` and `reply_to`
+/// (falling back on MQTT 5 Correlation Data and Response Topic, then on the caller's
+/// default reply topic).
+fn answer(
+    topic: &str,
+    payload: &[u8],
+    response_topic: Option<String>,
+    served_by: &str,
+) -> (String, Value) {
+    let request: Value = serde_json::from_slice(payload).unwrap();
+    let caller = topic.split('/').nth(2).unwrap();
+    let reply_to = request["reply_to"]
+        .as_str()
+        .map(str::to_string)
+        .or(response_topic)
+        .unwrap_or_else(|| format!("hc/reply/{caller}"));
+    let mut reply = json!({ "result": { "served_by": served_by } });
+    if let Some(id) = request.get("id") {
+        reply["id"] = id.clone();
+    }
+    (reply_to, reply)
+}
+
+async fn announce_v311(p: &mut V4, id: &str, method: &str) {
+    let (service, name) = method.split_once('.').unwrap();
+    p.subscribe(
+        &format!("$share/{method}/hc/call/+/{service}/{name}"),
+        rumqttc::QoS::AtLeastOnce,
+    )
+    .await;
+    let manifest = json!({ "services": [method] }).to_string();
+    for (topic, payload) in [
+        (format!("hc/plugin/{id}/manifest"), manifest),
+        (
+            format!("hc/plugin/{id}/status"),
+            r#"{"state":"online","session":1}"#.into(),
+        ),
+    ] {
+        p.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, true, payload)
+            .await
+            .unwrap();
+    }
+}
+
+/// Every mix of protocol versions works: MQTT 5 and 3.1.1 callers, each calling an MQTT 5
+/// and an MQTT 3.1.1 provider, and an MQTT 5 caller that uses only properties (as
+/// `mosquitto_rr` does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mix_of_protocol_versions_is_answered() {
+    let h = start().await;
+    let mut p5 = raw_provider(&h, "p5", &["mix.five"]).await;
+    tokio::spawn(async move {
+        while let Some(p) = p5.next_publish().await {
+            let props = p.properties.unwrap_or_default();
+            let topic = String::from_utf8_lossy(&p.topic).into_owned();
+            let (to, reply) = answer(&topic, &p.payload, props.response_topic, "p5");
+            let mirror = PublishProperties {
+                correlation_data: props.correlation_data,
+                ..Default::default()
+            };
+            p5.publish_props(&to, reply.to_string(), mirror).await;
+        }
+    });
+    let mut p4 = v4(h.addr, "p4").await;
+    announce_v311(&mut p4, "p4", "mix.four").await;
+    tokio::spawn(async move {
+        while let Some(p) = p4.next_publish().await {
+            let (to, reply) = answer(&p.topic, &p.payload, None, "p4");
+            p4.client
+                .publish(to, rumqttc::QoS::AtLeastOnce, false, reply.to_string())
+                .await
+                .unwrap();
+        }
+    });
+    let sdk = h.tcp("sdk").await;
+    wait_registered(&sdk, "mix.five", "p5").await;
+    wait_registered(&sdk, "mix.four", "p4").await;
+
+    let mut c5 = raw(h.addr, "c5", None).await;
+    c5.sub("hc/reply/c5/#").await;
+    let mut c4 = v4(h.addr, "c4").await;
+    c4.subscribe("hc/reply/c4", rumqttc::QoS::AtLeastOnce).await;
+    for (method, provider) in [("five", "p5"), ("four", "p4")] {
+        // MQTT 5 caller: the payload carries id and reply_to; properties mirror them.
+        let props = PublishProperties {
+            response_topic: Some("hc/reply/c5/x".into()),
+            correlation_data: Some(bytes::Bytes::from_static(b"k5")),
+            ..Default::default()
+        };
+        let request = json!({"id": "k5", "reply_to": "hc/reply/c5/x"}).to_string();
+        c5.publish_props(&format!("hc/call/c5/mix/{method}"), request, props)
+            .await;
+        let p = c5.next().await;
+        assert_eq!(p.topic, "hc/reply/c5/x");
+        let reply: Value = serde_json::from_slice(&p.payload).unwrap();
+        assert_eq!(
+            reply,
+            json!({"id": "k5", "result": {"served_by": provider}})
+        );
+        // MQTT 3.1.1 caller: everything in the payload.
+        let request = json!({"id": "k4", "reply_to": "hc/reply/c4"}).to_string();
+        c4.client
+            .publish(
+                format!("hc/call/c4/mix/{method}"),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                request,
+            )
+            .await
+            .unwrap();
+        let p = c4.next_publish().await.unwrap();
+        let reply: Value = serde_json::from_slice(&p.payload).unwrap();
+        assert_eq!(
+            reply,
+            json!({"id": "k4", "result": {"served_by": provider}})
+        );
+        // MQTT 5, properties only, default reply topic: answered by both versions.
+        let props = PublishProperties {
+            response_topic: Some("hc/reply/c5".into()),
+            correlation_data: Some(bytes::Bytes::from_static(b"only-props")),
+            ..Default::default()
+        };
+        c5.publish_props(&format!("hc/call/c5/mix/{method}"), "{}", props)
+            .await;
+        let p = c5.next().await;
+        assert_eq!(p.topic, "hc/reply/c5");
+        let reply: Value = serde_json::from_slice(&p.payload).unwrap();
+        assert_eq!(reply["result"]["served_by"], provider);
+    }
+    h.stop().await;
+}

@@ -7,7 +7,7 @@
 //! * durable `storage.set` writes/s with 1 and 32 concurrent callers;
 //! * RSS of the `hcore run` process (broker + kernel) after all of it.
 //!
-//! Run: `cargo bench -p hcore-kernel --bench kernel` (needs `mosquitto` on PATH);
+//! Run: `cargo bench -p hcore --bench kernel` (needs `mosquitto` on PATH);
 //! `BENCH_ONLY=storage` runs the durable-write part alone.
 
 // The broker benchmark's raw client; this benchmark uses only part of it.

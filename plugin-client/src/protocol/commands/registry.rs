@@ -13,7 +13,6 @@ use crate::protocol::method::MethodName;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistryRegister {
-    #[serde(default)]
     pub methods: Vec<MethodName>,
 }
 

@@ -86,7 +86,7 @@ async fn keep_alive_zero_is_accepted_for_both_versions() {
     let broker = start().await;
     let addr = addr(&broker);
     for level in [4u8, 5] {
-        let mut raw = Raw::connect(addr).await;
+        let mut raw = Wire::connect(addr).await;
         raw.send(&connect_packet(level, &format!("ka0-{level}"), 0, true))
             .await;
         let (b1, body) = raw.read_packet().await.expect("CONNACK");
@@ -124,7 +124,7 @@ async fn refused_connect_gets_the_right_reason_code() {
         (5, "banned", "x", 0x87),
     ];
     for (level, user, pass, code) in cases {
-        let mut raw = Raw::connect(addr).await;
+        let mut raw = Wire::connect(addr).await;
         raw.send(&connect_login(
             level,
             &format!("c-{level}-{user}-{pass}"),
@@ -154,7 +154,7 @@ async fn refused_connect_gets_the_right_reason_code() {
 #[tokio::test]
 async fn mqtt_3_1_is_refused_with_unacceptable_protocol_version() {
     let broker = start().await;
-    let mut raw = Raw::connect(addr(&broker)).await;
+    let mut raw = Wire::connect(addr(&broker)).await;
     let mut body = vec![0, 6];
     body.extend_from_slice(b"MQIsdp");
     body.extend_from_slice(&[3, 2, 0, 30, 0, 1, b'x']);

@@ -51,10 +51,10 @@ async fn setup() -> (hcore_broker::Broker, SocketAddr, Witness) {
 #[tokio::test]
 async fn garbage_bytes_close_the_connection() {
     let (broker, addr, mut w) = setup().await;
-    let mut raw = Raw::connect(addr).await;
+    let mut raw = Wire::connect(addr).await;
     raw.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert!(raw.closed().await);
-    let mut raw = Raw::connect(addr).await;
+    let mut raw = Wire::connect(addr).await;
     raw.send(&[0x10, 0x04, 0xde, 0xad, 0xbe, 0xef]).await;
     assert!(raw.closed().await);
     w.check().await;
@@ -78,12 +78,12 @@ async fn truncated_packets_close_only_their_connection() {
     raw.stream.shutdown().await.ok();
     assert!(raw.closed().await);
     // A truncated CONNECT.
-    let mut raw = Raw::connect(addr).await;
+    let mut raw = Wire::connect(addr).await;
     raw.send(&connect_packet(4, "t2", 30, true)[..8]).await;
     raw.stream.shutdown().await.ok();
     assert!(raw.closed().await);
     // A client that opens a socket and never sends CONNECT is closed at the timeout.
-    let mut idle = Raw::connect(addr).await;
+    let mut idle = Wire::connect(addr).await;
     assert!(idle.closed().await);
     w.check().await;
     broker.shutdown().await;
@@ -99,7 +99,7 @@ async fn remaining_length_over_the_limit_closes_before_the_body_arrives() {
     raw.send(&[0x30, 0xd0, 0x0f]).await;
     assert!(raw.closed().await);
     // v5: the broker says why (DISCONNECT 0x95 packet too large).
-    let mut raw = Raw::connect(addr).await;
+    let mut raw = Wire::connect(addr).await;
     raw.send(&connect_packet(5, "big5", 30, true)).await;
     assert_eq!(raw.read_packet().await.expect("CONNACK").0, 0x20);
     raw.send(&[0x30, 0xd0, 0x0f]).await;
@@ -111,7 +111,7 @@ async fn remaining_length_over_the_limit_closes_before_the_body_arrives() {
     raw.send(&[0x30, 0xff, 0xff, 0xff, 0xff, 0x01]).await;
     assert!(raw.closed().await);
     // An oversized CONNECT.
-    let mut raw = Raw::connect(addr).await;
+    let mut raw = Wire::connect(addr).await;
     raw.send(&[0x10, 0xff, 0x7f]).await;
     assert!(raw.closed().await);
     w.check().await;
@@ -122,7 +122,7 @@ async fn remaining_length_over_the_limit_closes_before_the_body_arrives() {
 #[tokio::test]
 async fn publish_before_connect_and_second_connect_close_the_connection() {
     let (broker, addr, mut w) = setup().await;
-    let mut raw = Raw::connect(addr).await;
+    let mut raw = Wire::connect(addr).await;
     raw.send(&publish_packet(b"a/b", b"x", 0, 0, false)).await;
     assert!(raw.closed().await);
     let mut raw = raw_connected(addr, "twice", 30).await;
@@ -142,7 +142,7 @@ async fn invalid_topics_in_publish_close_the_connection() {
     let mut raw = raw_connected(addr, "wild", 30).await;
     raw.send(&publish_packet(b"w/+", b"x", 0, 0, false)).await;
     assert!(raw.closed().await);
-    let mut raw = Raw::connect(addr).await;
+    let mut raw = Wire::connect(addr).await;
     raw.send(&connect_packet(5, "wild5", 30, true)).await;
     assert_eq!(raw.read_packet().await.expect("CONNACK").0, 0x20);
     // v5 PUBLISH "w/#" with an empty property block.

@@ -34,7 +34,7 @@ async fn extra_listeners_share_one_broker_and_enforce_their_limits() {
         .unwrap();
     assert_eq!(on_a.next_publish().await.unwrap().payload, "hi".as_bytes());
     // The second listener allows one connection: another one is closed at once.
-    let mut extra = Raw::connect(b).await;
+    let mut extra = Wire::connect(b).await;
     extra.send(&connect_packet(4, "too-many", 30, true)).await;
     assert!(extra.closed().await);
     broker.shutdown().await;

@@ -9,7 +9,7 @@ use rumqttc::QoS;
 #[tokio::test]
 async fn unsubscribe_is_answered_once_with_a_code_per_filter() {
     let broker = start().await;
-    let mut raw = Raw::connect(addr(&broker)).await;
+    let mut raw = Wire::connect(addr(&broker)).await;
     raw.send(&connect_packet(5, "u5", 30, true)).await;
     assert_eq!(raw.read_packet().await.unwrap().0, 0x20);
     raw.send(&raw_packet(0x82, &[0, 1, 0, 0, 3, b'a', b'/', b'b', 0]))
@@ -157,7 +157,7 @@ async fn any_utf8_client_id_works_and_empty_ids_are_assigned() {
         assert_eq!(c.next_publish().await.unwrap().payload, id.as_bytes());
     }
     // v5 with an empty client id: CONNACK carries the assigned identifier.
-    let mut raw = Raw::connect(addr).await;
+    let mut raw = Wire::connect(addr).await;
     raw.send(&connect_packet(5, "", 30, true)).await;
     let (b1, body) = raw.read_packet().await.unwrap();
     assert_eq!((b1, body[1]), (0x20, 0));
@@ -166,7 +166,7 @@ async fn any_utf8_client_id_works_and_empty_ids_are_assigned() {
         "assigned client id in CONNACK"
     );
     // v3.1.1 empty id without clean session is refused with 0x02.
-    let mut raw = Raw::connect(addr).await;
+    let mut raw = Wire::connect(addr).await;
     raw.send(&connect_packet(4, "", 30, false)).await;
     assert_eq!(raw.read_packet().await.unwrap(), (0x20, vec![0, 2]));
     broker.shutdown().await;
@@ -178,7 +178,7 @@ async fn v5_qos2_with_properties_on_pubrel_completes() {
     let addr = addr(&broker);
     let mut sub = v4(addr, "sub").await;
     sub.subscribe("q2/#", QoS::ExactlyOnce).await;
-    let mut raw = Raw::connect(addr).await;
+    let mut raw = Wire::connect(addr).await;
     raw.send(&connect_packet(5, "q2pub", 30, true)).await;
     assert_eq!(raw.read_packet().await.unwrap().0, 0x20);
     // PUBLISH QoS 2, pkid 5, empty properties.
@@ -206,7 +206,7 @@ async fn server_packets_from_a_client_close_the_connection_without_a_panic() {
     let addr = addr(&broker);
     for level in [4u8, 5] {
         for packet in [vec![0x20, 2, 0, 0], vec![0x90, 3, 0, 1, 0], vec![0xd0, 0]] {
-            let mut raw = Raw::connect(addr).await;
+            let mut raw = Wire::connect(addr).await;
             raw.send(&connect_packet(level, &format!("srv{level}"), 30, true))
                 .await;
             assert_eq!(raw.read_packet().await.unwrap().0, 0x20);
@@ -216,5 +216,27 @@ async fn server_packets_from_a_client_close_the_connection_without_a_panic() {
     }
     let mut ok = v4(addr, "still-fine").await;
     ok.subscribe("x", QoS::AtMostOnce).await;
+    broker.shutdown().await;
+}
+
+/// Packets sent right behind the CONNECT, in the same write, are handled at once (they
+/// used to wait in the buffer until the client sent something else).
+#[tokio::test]
+async fn packets_pipelined_behind_connect_are_handled() {
+    let broker = start().await;
+    let mut wire = Wire::connect(addr(&broker)).await;
+    let mut burst = connect_packet(4, "eager", 30, true);
+    burst.extend(subscribe_packet(1, "echo/#", 0));
+    burst.extend(publish_packet(b"echo/1", b"hi", 0, 0, false));
+    wire.send(&burst).await;
+    let types: Vec<u8> = [
+        wire.read_packet().await,
+        wire.read_packet().await,
+        wire.read_packet().await,
+    ]
+    .into_iter()
+    .map(|p| p.expect("a packet").0 >> 4)
+    .collect();
+    assert_eq!(types, vec![2, 9, 3], "CONNACK, SUBACK, then the PUBLISH");
     broker.shutdown().await;
 }

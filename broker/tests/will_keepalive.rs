@@ -21,7 +21,7 @@ async fn keep_alive_expires_while_the_client_keeps_receiving() {
     let mut watcher = observer(addr, "watcher", "will/#").await;
 
     // A hung client: keep-alive 1 s, subscribed to a busy topic, never sends again.
-    let mut hung = Raw::connect(addr).await;
+    let mut hung = Wire::connect(addr).await;
     hung.send(&connect_with_will("hung", 1, "will/hung", b"gone", false))
         .await;
     assert_eq!(hung.read_packet().await.expect("CONNACK").0, 0x20);
@@ -62,7 +62,7 @@ async fn will_is_published_when_the_socket_drops() {
     let broker = start().await;
     let addr = addr(&broker);
     let mut watcher = observer(addr, "watcher", "will/#").await;
-    let mut dev = Raw::connect(addr).await;
+    let mut dev = Wire::connect(addr).await;
     dev.send(&connect_with_will("dev", 30, "will/dev", b"offline", false))
         .await;
     assert_eq!(dev.read_packet().await.expect("CONNACK").0, 0x20);
@@ -78,7 +78,7 @@ async fn no_will_after_a_clean_disconnect() {
     let addr = addr(&broker);
     let h = broker.handle();
     let mut watcher = observer(addr, "watcher", "will/#").await;
-    let mut dev = Raw::connect(addr).await;
+    let mut dev = Wire::connect(addr).await;
     dev.send(&connect_with_will("dev", 30, "will/dev", b"offline", false))
         .await;
     assert_eq!(dev.read_packet().await.expect("CONNACK").0, 0x20);
@@ -111,7 +111,7 @@ async fn takeover_keeps_the_new_will_and_never_fires_the_old_one() {
     let mut watcher = observer(addr, "watcher", "status/#").await;
 
     // First connection of "lamp": will "offline-old", then it goes half-open (silent).
-    let mut old = Raw::connect(addr).await;
+    let mut old = Wire::connect(addr).await;
     old.send(&connect_with_will(
         "lamp",
         60,
@@ -123,7 +123,7 @@ async fn takeover_keeps_the_new_will_and_never_fires_the_old_one() {
     assert_eq!(old.read_packet().await.expect("CONNACK").0, 0x20);
 
     // The device reboots and reconnects with the same id and a new will.
-    let mut new = Raw::connect(addr).await;
+    let mut new = Wire::connect(addr).await;
     new.send(&connect_with_will(
         "lamp",
         60,

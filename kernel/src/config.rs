@@ -46,7 +46,7 @@ impl Default for KernelConfig {
             max_pending_calls_per_caller: 1_000,
             max_call_ms: 300_000,
             write_queue: 4_096,
-            reply_queue: 4_096,
+            reply_queue: 65_536,
             max_page_bytes: 256 * 1024,
         }
     }

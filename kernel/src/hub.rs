@@ -75,11 +75,13 @@ impl Hub {
         &self.kernel
     }
 
-    /// Stops the kernel (answering what is in flight), then the broker.
+    /// Stops the kernel (answering what is in flight, and everything that arrives until
+    /// the connections close `unavailable`), then the broker.
     pub async fn shutdown(self) {
-        self.kernel.shutdown().await;
+        self.kernel.wind_down().await;
         if let Some(b) = self.broker {
             b.shutdown().await;
         }
+        self.kernel.disconnect().await;
     }
 }

@@ -157,6 +157,14 @@ impl Kernel {
     /// still waiting and every new one `unavailable`, finishes every durable write,
     /// publishes the kernel's `offline` status and disconnects.
     pub async fn shutdown(self) {
+        self.wind_down().await;
+        self.disconnect().await;
+    }
+
+    /// Everything of `shutdown` but the disconnect: the kernel says it is `offline` and
+    /// keeps answering `unavailable` until its connection closes (the embedded broker
+    /// closes it last, so no call sent before then goes unanswered).
+    pub(crate) async fn wind_down(&self) {
         self.manager.shutdown().await;
         self.core.stop_answering();
         self.core.services.persist.stop().await;
@@ -164,8 +172,14 @@ impl Kernel {
         if let Err(e) = self.db.flush_async().await {
             tracing::error!(error = %e, "final database flush failed");
         }
+        if let Err(e) = self.client.announce_offline().await {
+            tracing::warn!(error = %e, "cannot publish the kernel's offline status");
+        }
+    }
+
+    pub(crate) async fn disconnect(self) {
         if let Err(e) = self.client.shutdown().await {
-            tracing::warn!(error = %e, "kernel disconnect failed");
+            tracing::debug!(error = %e, "kernel disconnect");
         }
         tracing::info!("kernel stopped");
     }

@@ -257,17 +257,24 @@ impl Client {
 
     /// Publishes `offline` (for an announced client) and disconnects cleanly.
     pub async fn shutdown(&self) -> Result<(), ClientError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let _ = self.announce_offline().await;
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        if self.inner.announce != Announce::Quiet {
-            let _ = self
-                .inner
-                .link
-                .publish(self.status(PluginStatus::offline(self.session())))
-                .await;
-        }
         self.inner.link.disconnect().await
+    }
+
+    /// Publishes the retained `offline` status (for an announced client) and stays
+    /// connected: a client that keeps answering while it winds down says so first.
+    pub async fn announce_offline(&self) -> Result<(), ClientError> {
+        if self.inner.announce == Announce::Quiet {
+            return Ok(());
+        }
+        self.publish_message(self.status(PluginStatus::offline(self.session())))
+            .await
     }
 
     fn status(&self, mut status: PluginStatus) -> Outgoing {
@@ -361,6 +368,9 @@ impl Client {
                 });
             }
             Event::Message(m) => self.on_message(&m),
+            // Replies to calls made on the lost connection can never arrive (clean session,
+            // replies at QoS 0): fail them now rather than at their timeout.
+            Event::Lost => self.inner.pending.fail_all(),
             Event::Closed => {
                 // Fail every pending call now rather than at its timeout.
                 self.inner.closed.store(true, Ordering::SeqCst);

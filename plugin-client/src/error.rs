@@ -11,6 +11,10 @@ pub enum ClientError {
     /// The client was shut down (or taken over by another connection with the same id).
     #[error("client is closed")]
     Closed,
+    /// The connection was lost before the reply arrived (the client reconnects; the call
+    /// may or may not have run).
+    #[error("the connection to the broker was lost before the reply arrived")]
+    ConnectionLost,
     /// A name, id or key is not valid (see PROTOCOL.md for the rules).
     #[error("invalid: {0}")]
     Invalid(#[from] NameError),

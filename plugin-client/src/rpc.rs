@@ -76,7 +76,10 @@ impl Client {
         }
         match tokio::time::timeout(timeout, reply).await {
             Ok(Ok(reply)) => reply.into_result().map_err(ClientError::Rpc),
-            Ok(Err(_)) => Err(ClientError::Closed),
+            Ok(Err(_)) if self.inner.closed.load(std::sync::atomic::Ordering::Relaxed) => {
+                Err(ClientError::Closed)
+            }
+            Ok(Err(_)) => Err(ClientError::ConnectionLost),
             Err(_) => {
                 self.inner.pending.forget(&id);
                 Err(ClientError::Rpc(RpcError::new(

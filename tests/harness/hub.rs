@@ -100,12 +100,17 @@ impl Harness {
 /// A provider written without the SDK: announces `methods` in its manifest and status
 /// (with an `offline` will), subscribes to their shared subscriptions, never answers.
 pub async fn raw_provider(h: &Harness, id: &str, methods: &[&str]) -> V5 {
+    raw_provider_at(h.addr, id, methods).await
+}
+
+/// `raw_provider` on any broker address (a running `hcore` binary, for instance).
+pub async fn raw_provider_at(addr: SocketAddr, id: &str, methods: &[&str]) -> V5 {
     let status = format!("hc/plugin/{id}/status");
     let will = (
         status.clone(),
         br#"{"state":"offline","session":1}"#.to_vec(),
     );
-    let mut p = raw(h.addr, id, Some(will)).await;
+    let mut p = raw(addr, id, Some(will)).await;
     for m in methods {
         let (service, method) = m.split_once('.').unwrap();
         p.sub(&format!("$share/{m}/hc/call/+/{service}/{method}"))

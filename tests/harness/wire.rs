@@ -10,16 +10,19 @@ use tokio::net::TcpStream;
 
 use crate::WAIT;
 
-pub struct Raw {
+pub struct Wire {
     pub stream: TcpStream,
     buf: BytesMut,
 }
 
-impl Raw {
-    pub async fn connect(addr: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Raw {
+impl Wire {
+    pub async fn connect(addr: SocketAddr) -> Wire {
+        Wire::from_stream(TcpStream::connect(addr).await.unwrap())
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Wire {
+        let _ = stream.set_nodelay(true);
+        Wire {
             stream,
             buf: BytesMut::new(),
         }
@@ -129,8 +132,8 @@ pub const PINGREQ: [u8; 2] = [0xc0, 0x00];
 pub const DISCONNECT: [u8; 2] = [0xe0, 0x00];
 
 /// A raw v3.1.1 client that is connected (CONNACK 0 received).
-pub async fn raw_connected(addr: SocketAddr, client_id: &str, keep_alive: u16) -> Raw {
-    let mut raw = Raw::connect(addr).await;
+pub async fn raw_connected(addr: SocketAddr, client_id: &str, keep_alive: u16) -> Wire {
+    let mut raw = Wire::connect(addr).await;
     raw.send(&connect_packet(4, client_id, keep_alive, true))
         .await;
     let (b1, body) = raw.read_packet().await.expect("CONNACK");

@@ -172,55 +172,65 @@ async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, 
     let mut ka_sleep = std::pin::pin!(ka_sleep);
     let mut shutdown = st.shutdown.clone();
 
-    let close = loop {
-        let pending_write = match outbox.flush(&writer) {
-            Ok(done) => !done,
-            Err(e) => break Close::Io(e.to_string()),
-        };
-        tokio::select! {
-            _ = &mut kill => break Close::TakenOver,
-            _ = shutdown.changed() => {
-                // What the router already holds for this client (a last reply) goes into
-                // its outbox, which is flushed on the way out.
-                if let Some(Ok(Some(n))) = crate::router::try_next(&mut rx) {
-                    let _ = conn.on_router(n, &mut rx).await;
-                }
-                break Close::Shutdown;
-            }
-            read = reader.read_buf(&mut rbuf) => match read {
-                Ok(0) => break Close::Eof,
+    // Packets the client sent right behind its CONNECT (read with it) come first.
+    let early = if rbuf.is_empty() {
+        Ok(())
+    } else {
+        conn.on_readable(&mut rbuf).await
+    };
+    let close = if let Err(close) = early {
+        close
+    } else {
+        loop {
+            let pending_write = match outbox.flush(&writer) {
+                Ok(done) => !done,
                 Err(e) => break Close::Io(e.to_string()),
-                Ok(_) => {
-                    last_in = Instant::now();
-                    if let Err(close) = conn.on_readable(&mut rbuf).await {
-                        break close;
+            };
+            tokio::select! {
+                _ = &mut kill => break Close::TakenOver,
+                _ = shutdown.changed() => {
+                    // What the router already holds for this client (a last reply) goes into
+                    // its outbox, which is flushed on the way out.
+                    if let Some(Ok(Some(n))) = crate::router::try_next(&mut rx) {
+                        let _ = conn.on_router(n, &mut rx).await;
                     }
+                    break Close::Shutdown;
                 }
-            },
-            n = rx.next(), if conn.router_alive => match n {
-                Ok(Some(n)) => {
-                    if let Err(close) = conn.on_router(n, &mut rx).await {
-                        break close;
+                read = reader.read_buf(&mut rbuf) => match read {
+                    Ok(0) => break Close::Eof,
+                    Err(e) => break Close::Io(e.to_string()),
+                    Ok(_) => {
+                        last_in = Instant::now();
+                        if let Err(close) = conn.on_readable(&mut rbuf).await {
+                            break close;
+                        }
                     }
-                }
-                Ok(None) => {}
-                Err(_) => {
-                    conn.router_alive = false;
-                    break Close::RouterGone;
-                }
-            },
-            _ = &mut ka_sleep, if keep_alive.is_some() => {
-                let limit = keep_alive.unwrap_or(far);
-                if last_in.elapsed() >= limit {
-                    break Close::KeepAlive;
-                }
-                ka_sleep.as_mut().reset(last_in + limit);
-            },
-            writable = writer.writable(), if pending_write => {
-                if let Err(e) = writable {
-                    break Close::Io(e.to_string());
-                }
-            },
+                },
+                n = rx.next(), if conn.router_alive => match n {
+                    Ok(Some(n)) => {
+                        if let Err(close) = conn.on_router(n, &mut rx).await {
+                            break close;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => {
+                        conn.router_alive = false;
+                        break Close::RouterGone;
+                    }
+                },
+                _ = &mut ka_sleep, if keep_alive.is_some() => {
+                    let limit = keep_alive.unwrap_or(far);
+                    if last_in.elapsed() >= limit {
+                        break Close::KeepAlive;
+                    }
+                    ka_sleep.as_mut().reset(last_in + limit);
+                },
+                writable = writer.writable(), if pending_write => {
+                    if let Err(e) = writable {
+                        break Close::Io(e.to_string());
+                    }
+                },
+            }
         }
     };
     conn.finish(close, writer).await;

@@ -55,6 +55,8 @@ pub enum Event {
         session: u64,
     },
     Message(Message),
+    /// The connection was lost; the transport is reconnecting (`Connected` follows).
+    Lost,
     /// The connection is gone for good (taken over, shut down).
     Closed,
 }

@@ -119,6 +119,7 @@ impl TcpLink {
         let stop = closing.clone();
         let task = tokio::spawn(async move {
             let mut backoff = BACKOFF_FIRST;
+            let mut connected = true;
             loop {
                 match eventloop.poll().await {
                     // Messages are handed over in line: no task hop per message.
@@ -127,6 +128,7 @@ impl TcpLink {
                     }
                     Ok(RumqttEvent::Incoming(Packet::ConnAck(_))) => {
                         backoff = BACKOFF_FIRST;
+                        connected = true;
                         // SUBSCRIBEs lost with the old connection will never be acked;
                         // the client subscribes everything again now.
                         let sent = sent_by_us.load(std::sync::atomic::Ordering::SeqCst);
@@ -154,7 +156,12 @@ impl TcpLink {
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, retry_in = ?backoff, "broker connection lost; reconnecting");
+                        if std::mem::take(&mut connected) {
+                            tracing::warn!(error = %e, "broker connection lost; reconnecting");
+                            sink(Event::Lost);
+                        } else {
+                            tracing::debug!(error = %e, retry_in = ?backoff, "reconnect failed");
+                        }
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                         session = next_session(session);

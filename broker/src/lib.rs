@@ -23,6 +23,7 @@
 mod broker;
 pub mod config;
 mod connection;
+mod direct;
 mod error;
 mod gaps;
 pub mod hooks;
@@ -38,12 +39,14 @@ mod subs;
 mod tasks;
 pub mod topic;
 mod types;
+mod wills;
 pub mod wire;
 
 pub use broker::{Broker, BrokerHandle};
 pub use config::{BrokerConfig, ListenerConfig, RouterSettings};
+pub use direct::LocalSink;
 pub use error::BrokerError;
 pub use hooks::{AllowAll, ClientInfo, ConnectInfo, ConnectRefusal, Hooks};
-pub use local::{LocalClient, LocalOptions, LocalReceiver, LocalSink};
+pub use local::{LocalClient, LocalOptions, LocalReceiver};
 pub use metrics::MetricsSnapshot;
 pub use types::{Message, Properties, Protocol, QoS};

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttd::local::{LinkBuilder, LinkRx, LinkTx};
-use rumqttd::protocol::Packet;
+use rumqttd::protocol::{Filter, Packet, RetainForwardRule, Subscribe, SubscribeProperties};
 use rumqttd::{Notification, Router, RouterConfig};
 
 use crate::config::RouterSettings;
 use crate::error::BrokerError;
+use crate::subs::SubOpts;
 
 type ConnectFn = dyn Fn(&str, bool) -> Result<Link, BrokerError> + Send + Sync;
 
@@ -145,4 +146,25 @@ pub(crate) fn notification_packet(n: Notification) -> Option<Packet> {
 /// `None`: nothing ready. `Some(Err(()))`: the router dropped the link.
 pub(crate) fn try_next(rx: &mut LinkRx) -> Option<Result<Option<Notification>, ()>> {
     poll_once(rx.next()).map(|r| r.map_err(|_| ()))
+}
+
+/// A router SUBSCRIBE for one filter at QoS 0.
+pub(crate) fn router_subscribe(pkid: u16, opts: &SubOpts) -> Packet {
+    let props = opts.subscription_id.map(|id| SubscribeProperties {
+        id: Some(id),
+        user_properties: Vec::new(),
+    });
+    Packet::Subscribe(
+        Subscribe {
+            pkid,
+            filters: vec![Filter {
+                path: opts.router_filter.clone(),
+                qos: rumqttd::protocol::QoS::AtMostOnce,
+                nolocal: false,
+                preserve_retain: false,
+                retain_forward_rule: RetainForwardRule::Never,
+            }],
+        },
+        props,
+    )
 }

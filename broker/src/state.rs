@@ -8,9 +8,9 @@ use rumqttd::protocol::{Packet, Publish, PublishProperties};
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
+use crate::direct::{Deliveries, Delivery, DeliveryRules, DirectTable};
 use crate::error::BrokerError;
 use crate::hooks::{ClientInfo, Hooks};
-use crate::local::{Deliveries, Delivery, DirectTable};
 use crate::metrics::Metrics;
 use crate::pressure::Pressure;
 use crate::retained::{RetainedMessage, RetainedStore};
@@ -64,6 +64,8 @@ pub(crate) struct BrokerState {
     retained: Mutex<RetainedStore>,
     /// In-process clients' subscriptions matched at the edge.
     pub direct: DirectTable,
+    /// What in-process deliveries consult (shared with every `Delivery`).
+    pub delivery_rules: Arc<DeliveryRules>,
     /// The broker's own link, used for wills.
     internal: tokio::sync::Mutex<LinkTx>,
 }
@@ -76,11 +78,18 @@ impl BrokerState {
         internal: LinkTx,
         shutdown: watch::Receiver<bool>,
     ) -> BrokerState {
+        let metrics = Arc::new(Metrics::default());
+        let delivery_rules = Arc::new(DeliveryRules {
+            hooks: hooks.clone(),
+            metrics: metrics.clone(),
+            queue_limit: config.local_queue_limit,
+        });
         BrokerState {
             config,
             router,
             hooks,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
+            delivery_rules,
             sessions: Sessions::default(),
             tasks: Arc::new(TaskCounter::default()),
             pressure: Arc::new(Pressure::default()),
@@ -107,7 +116,7 @@ impl BrokerState {
         lagging: bool,
     ) -> Result<Vec<Vec<RetainedMessage>>, BrokerError> {
         let (snapshots, deliveries) = self.submit_collect(tx, items, lagging).await?;
-        deliveries.deliver(self);
+        deliveries.deliver();
         Ok(snapshots)
     }
 
@@ -229,7 +238,7 @@ impl BrokerState {
             let mut tx = self.internal.lock().await;
             self.submit_collect(&mut tx, vec![item], false).await?.1
         };
-        deliveries.deliver(self);
+        deliveries.deliver();
         Ok(())
     }
 

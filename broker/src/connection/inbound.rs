@@ -9,7 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use rumqttd::protocol::{Packet, PubRel, Publish, PublishProperties};
 
-use super::session::{Close, Conn};
+use super::conn::{Close, Conn};
 use crate::metrics::Metrics;
 use crate::state::{Effect, Item};
 use crate::topic::validate_topic;
@@ -92,7 +92,7 @@ impl Conn {
         qos: QoS,
         pkid: u16,
         items: &mut Vec<Item>,
-        targets: &mut Vec<super::subscribe::SnapshotTarget>,
+        targets: &mut Vec<super::suback::SnapshotTarget>,
     ) -> Result<(), Close> {
         match packet {
             Packet::Publish(publish, props) => self.on_publish(publish, props, qos, pkid, items),

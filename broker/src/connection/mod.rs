@@ -1,12 +1,14 @@
 //! The network edge for one TCP connection: handshake, admission, then the session loop.
 
 mod admit;
+mod conn;
 mod handshake;
 mod inbound;
 mod outbound;
 pub(crate) mod outbox;
-pub(crate) mod session;
-pub(crate) mod subscribe;
+mod session;
+mod suback;
+mod subscribe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -12,8 +12,8 @@ use rumqttd::local::LinkRx;
 use rumqttd::protocol::Packet;
 use rumqttd::Notification;
 
+use super::conn::{Close, Conn};
 use super::outbox::EdgeMsg;
-use super::session::{Close, Conn};
 use crate::metrics::Metrics;
 use crate::router::{notification_packet, try_next};
 use crate::types::QoS;

@@ -6,12 +6,11 @@
 //! the connection closes 1.5 k after the last packet from the client, and its will is
 //! published. Keep-alive 0 disables the timer.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rumqttd::local::LinkTx;
 use rumqttd::protocol::{Disconnect, DisconnectReasonCode, Packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
@@ -20,83 +19,15 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::admit::Admitted;
+use super::conn::{Close, Conn};
 use super::outbox::{Limits, Outbox};
-use super::subscribe::PendingSub;
 use crate::gaps::FilterIndex;
-use crate::hooks::ClientInfo;
 use crate::metrics::Metrics;
 use crate::pressure::PressureFlag;
 use crate::sessions::SavedSession;
 use crate::state::BrokerState;
 use crate::subs::Subscriptions;
-use crate::types::{Message, Protocol};
 use crate::wire::encode::{self, reason, ConnAckProps};
-
-/// Why a connection ends.
-#[derive(Debug)]
-pub(super) enum Close {
-    /// DISCONNECT with reason 0: the will is discarded.
-    Clean,
-    /// DISCONNECT with reason 0x04: publish the will.
-    WithWill,
-    Eof,
-    Io(String),
-    KeepAlive,
-    /// The client broke the protocol; `code` is the v5 DISCONNECT reason.
-    Violation {
-        code: u8,
-        why: String,
-    },
-    RouterGone,
-    TakenOver,
-    Shutdown,
-}
-
-impl Close {
-    pub fn violation(code: u8, why: impl Into<String>) -> Close {
-        Close::Violation {
-            code,
-            why: why.into(),
-        }
-    }
-
-    /// Is this an abnormal end for which the will is published? A takeover is not: the
-    /// client is demonstrably alive on its new connection.
-    fn publishes_will(&self) -> bool {
-        !matches!(self, Close::Clean | Close::TakenOver | Close::Shutdown)
-    }
-
-    fn disconnect_code(&self) -> Option<u8> {
-        match self {
-            Close::Violation { code, .. } => Some(*code),
-            Close::KeepAlive => Some(reason::KEEP_ALIVE_TIMEOUT),
-            Close::TakenOver => Some(reason::SESSION_TAKEN_OVER),
-            Close::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
-            _ => None,
-        }
-    }
-}
-
-/// Connection state shared by the inbound and outbound halves of the loop.
-pub(super) struct Conn {
-    pub st: Arc<BrokerState>,
-    pub proto: Protocol,
-    pub info: ClientInfo,
-    pub tx: LinkTx,
-    pub outbox: Arc<Outbox>,
-    pub subs: Subscriptions,
-    pub aliases: HashMap<u16, String>,
-    pub pending_subacks: HashMap<u16, VecDeque<PendingSub>>,
-    /// QoS 2 publishes refused by authorization (v3.1.1): their PUBREL is answered here.
-    pub refused_qos2: HashSet<u16>,
-    pub filters: FilterIndex,
-    pub pressure: PressureFlag,
-    pub router_alive: bool,
-    pub refused_logged: bool,
-    will: Option<Message>,
-    will_delay: u32,
-    persistent: bool,
-}
 
 /// Runs an admitted connection to its end.
 pub(crate) async fn run(st: Arc<BrokerState>, stream: TcpStream, rbuf: BytesMut, adm: Admitted) {
@@ -281,7 +212,7 @@ impl Conn {
         }
         if close.publishes_will() {
             if let Some(will) = self.will.take() {
-                publish_will(&self.st, &self.info, will, self.will_delay).await;
+                crate::wills::publish_will(&self.st, &self.info, will, self.will_delay).await;
             }
         }
         if let Some(code) = close.disconnect_code() {
@@ -321,37 +252,5 @@ impl Conn {
         let _ = flushed.await;
         let _ = writer.shutdown().await;
         Metrics::dec(&self.st.metrics.clients_connected);
-    }
-}
-
-/// Publishes a will now, or after its MQTT 5 will delay unless the client reconnects.
-pub(crate) async fn publish_will(
-    st: &Arc<BrokerState>,
-    client: &ClientInfo,
-    will: Message,
-    delay: u32,
-) {
-    if delay == 0 {
-        send_will(st, client, will).await;
-        return;
-    }
-    let st2 = st.clone();
-    let client2 = client.clone();
-    let task = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-        st2.sessions.delayed_will_done(&client2.client_id);
-        send_will(&st2, &client2, will).await;
-    });
-    st.sessions
-        .schedule_will(&client.client_id, task.abort_handle());
-}
-
-async fn send_will(st: &BrokerState, client: &ClientInfo, mut will: Message) {
-    st.stamp_message(client, &mut will);
-    let client_id = client.client_id.as_str();
-    tracing::info!(client_id, topic = %will.topic, "publishing will");
-    Metrics::inc(&st.metrics.wills_published);
-    if let Err(e) = st.publish_internal(will).await {
-        tracing::warn!(client_id, error = %e, "cannot publish will");
     }
 }

@@ -10,61 +10,20 @@
 use std::collections::VecDeque;
 
 use rumqttd::protocol::{
-    Filter, Packet, RetainForwardRule, Subscribe, SubscribeProperties, SubscribeReasonCode,
-    Unsubscribe,
+    Packet, RetainForwardRule, Subscribe, SubscribeProperties, SubscribeReasonCode, Unsubscribe,
 };
 
+use super::conn::{Close, Conn};
 use super::outbox::{EdgeMsg, OutboxGuard};
-use super::session::{Close, Conn};
+use super::suback::{PendingSub, Slot, SnapshotTarget};
 use crate::metrics::Metrics;
 use crate::retained::RetainedMessage;
+use crate::router::router_subscribe;
 use crate::state::{Effect, Item};
 use crate::subs::{router_filter, SubOpts, Subscriptions};
 use crate::topic::{parse_shared, validate_filter};
 use crate::types::{Protocol, QoS};
 use crate::wire::encode::{self, reason};
-
-/// A filter waiting for the router's answer.
-pub(crate) struct Slot {
-    index: usize,
-    subscription_id: Option<usize>,
-    retained: Vec<RetainedMessage>,
-    granted: QoS,
-}
-
-/// A client SUBACK being assembled.
-pub(crate) struct PendingSub {
-    codes: Vec<u8>,
-    waiting: VecDeque<Slot>,
-    done: Vec<Slot>,
-}
-
-/// Where a retained snapshot returned by `BrokerState::submit` belongs.
-pub(super) struct SnapshotTarget {
-    pkid: u16,
-    index: usize,
-}
-
-/// A router SUBSCRIBE for one filter at QoS 0.
-pub(crate) fn router_subscribe(pkid: u16, opts: &SubOpts) -> Packet {
-    let props = opts.subscription_id.map(|id| SubscribeProperties {
-        id: Some(id),
-        user_properties: Vec::new(),
-    });
-    Packet::Subscribe(
-        Subscribe {
-            pkid,
-            filters: vec![Filter {
-                path: opts.router_filter.clone(),
-                qos: rumqttd::protocol::QoS::AtMostOnce,
-                nolocal: false,
-                preserve_retain: false,
-                retain_forward_rule: RetainForwardRule::Never,
-            }],
-        },
-        props,
-    )
-}
 
 impl Conn {
     fn failure(&self, v5: u8) -> u8 {

@@ -11,7 +11,7 @@ use rumqttd::protocol::Packet;
 use rumqttd::Notification;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::direct::Delivery;
+use crate::direct::Delivery;
 use crate::metrics::Metrics;
 use crate::pressure::PressureFlag;
 use crate::router::{notification_packet, try_next};
@@ -72,7 +72,7 @@ impl Drain {
                     Some(Control::Disconnect(ack)) => break End::Disconnect(Some(ack)),
                     None => break End::Dropped,
                 },
-                Some(m) = deferred.recv() => self.delivery.offer(&self.st, m),
+                Some(m) = deferred.recv() => self.delivery.offer(m),
                 n = rx.next() => match n {
                     Ok(Some(n)) => {
                         if !self.on_notifications(n, &mut rx, &mut control).await {
@@ -94,8 +94,7 @@ impl Drain {
         self.st.direct.remove_all(&self.delivery);
         if matches!(end, End::Dropped | End::RouterGone) {
             if let Some(will) = self.will.take() {
-                crate::connection::session::publish_will(&self.st, self.delivery.info(), will, 0)
-                    .await;
+                crate::wills::publish_will(&self.st, self.delivery.info(), will, 0).await;
             }
         }
         if !matches!(end, End::RouterGone) {
@@ -133,7 +132,7 @@ impl Drain {
                 Notification::Forward(f) => {
                     let message =
                         Message::delivered(&f.publish.topic, f.publish.payload, f.properties);
-                    self.delivery.offer(&self.st, message);
+                    self.delivery.offer(message);
                 }
                 Notification::Unschedule => wake = true,
                 other => {

@@ -20,28 +20,22 @@ use rumqttd::local::LinkTx;
 use rumqttd::protocol::{Packet, Unsubscribe};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::connection::subscribe::router_subscribe;
-mod direct;
 mod drain;
 
-pub(crate) use direct::{Deliveries, Delivery, DirectTable};
 use drain::{Control, Drain};
 
+use crate::direct::{Delivery, LocalSink};
 use crate::error::BrokerError;
 use crate::hooks::ClientInfo;
 use crate::metrics::Metrics;
 use crate::pressure::PressureFlag;
 use crate::retained::RetainedMessage;
+use crate::router::router_subscribe;
 use crate::sessions::router_id;
 use crate::state::{routed_item, BrokerState, Item};
 use crate::subs::{router_filter, SubOpts};
 use crate::topic::{parse_shared, validate_filter, validate_topic};
 use crate::types::{Message, Protocol, QoS};
-
-/// Receives an in-process client's messages instead of the `LocalReceiver` queue. It is
-/// called in line on the publisher's task (so possibly from several tasks at once, in
-/// order per publisher) and may publish with `try_publish`; it must not block.
-pub type LocalSink = Arc<dyn Fn(Message) + Send + Sync>;
 
 /// Options for an in-process client.
 #[derive(Clone, Default)]
@@ -164,6 +158,7 @@ pub(crate) async fn connect(
     let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     let delivery = Arc::new(Delivery::new(
+        st.delivery_rules.clone(),
         info.clone(),
         options.sink,
         msg_tx,
@@ -254,7 +249,7 @@ impl LocalClient {
                 .await?
                 .1
         };
-        deliveries.deliver(st);
+        deliveries.deliver();
         Ok(())
     }
 
@@ -283,7 +278,7 @@ impl LocalClient {
             .try_submit(&mut tx, routed_item(message))
             .map_err(|item| Box::new(item.into_message()))?;
         drop(tx);
-        deliveries.deliver(st);
+        deliveries.deliver();
         Ok(())
     }
 
@@ -319,7 +314,7 @@ impl LocalClient {
         let _one_at_a_time = self.shared.subscribing.lock().await;
         delivery.hold();
         let Ok(snapshot) = st.direct_subscribe(filter, delivery) else {
-            delivery.release(st, Vec::new());
+            delivery.release(Vec::new());
             return Err(BrokerError::Closed);
         };
         self.shared
@@ -327,7 +322,7 @@ impl LocalClient {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(filter.to_string(), Route::Direct(filter.to_string()));
-        delivery.release(st, snapshot.into_iter().map(retained_delivery).collect());
+        delivery.release(snapshot.into_iter().map(retained_delivery).collect());
         Ok(())
     }
 

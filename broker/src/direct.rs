@@ -19,12 +19,23 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
 
-use super::LocalSink;
-use crate::hooks::ClientInfo;
+use crate::hooks::{ClientInfo, Hooks};
 use crate::metrics::Metrics;
-use crate::state::BrokerState;
 use crate::topic::matches;
 use crate::types::Message;
+
+/// Receives an in-process client's messages instead of the `LocalReceiver` queue. It is
+/// called in line on the publisher's task (so possibly from several tasks at once, in
+/// order per publisher) and may publish with `try_publish`; it must not block.
+pub type LocalSink = Arc<dyn Fn(Message) + Send + Sync>;
+
+/// What every delivery consults: the hooks, the counters, the queue limit.
+pub(crate) struct DeliveryRules {
+    pub hooks: Arc<dyn Hooks>,
+    pub metrics: Arc<Metrics>,
+    /// Messages a queue-mode receiver may fall behind before the newest are dropped.
+    pub queue_limit: usize,
+}
 
 /// In-line deliveries nested deeper than this on one thread go through the drain task.
 const MAX_DEPTH: u32 = 8;
@@ -35,6 +46,7 @@ thread_local! {
 
 /// One in-process client's receiving side, shared by every publisher that delivers to it.
 pub(crate) struct Delivery {
+    rules: Arc<DeliveryRules>,
     info: ClientInfo,
     sink: Option<LocalSink>,
     queued: Arc<AtomicUsize>,
@@ -53,7 +65,8 @@ struct Gate {
 }
 
 impl Delivery {
-    pub(super) fn new(
+    pub(crate) fn new(
+        rules: Arc<DeliveryRules>,
         info: ClientInfo,
         sink: Option<LocalSink>,
         queue: mpsc::UnboundedSender<Message>,
@@ -61,6 +74,7 @@ impl Delivery {
         deferred: mpsc::UnboundedSender<Message>,
     ) -> Delivery {
         Delivery {
+            rules,
             info,
             sink,
             queued,
@@ -78,7 +92,7 @@ impl Delivery {
     }
 
     /// Delivers one message, or holds it while a subscription opens.
-    pub(super) fn offer(&self, st: &BrokerState, message: Message) {
+    pub(crate) fn offer(&self, message: Message) {
         {
             let mut gate = self.gate();
             if gate.queue.is_none() {
@@ -89,23 +103,23 @@ impl Delivery {
                 return;
             }
         }
-        self.deliver(st, message);
+        self.deliver(message);
     }
 
     /// Starts opening a subscription: live messages wait until `release`. One
     /// subscription opens at a time (the client serializes its subscribes).
-    pub(super) fn hold(&self) {
+    pub(crate) fn hold(&self) {
         self.gate().holding = true;
     }
 
     /// Ends opening a subscription: delivers `first` (its retained messages), then what
     /// was held meanwhile and what arrives while handing those over, in order.
-    pub(super) fn release(&self, st: &BrokerState, first: Vec<Message>) {
+    pub(crate) fn release(&self, first: Vec<Message>) {
         let mut batch = first;
         batch.append(&mut self.gate().held);
         loop {
             for m in batch.drain(..) {
-                self.deliver(st, m);
+                self.deliver(m);
             }
             let mut gate = self.gate();
             if gate.held.is_empty() {
@@ -117,7 +131,7 @@ impl Delivery {
     }
 
     /// Closes the receiving side: nothing more is delivered and the receiver ends.
-    pub(super) fn close(&self) {
+    pub(crate) fn close(&self) {
         let mut gate = self.gate();
         gate.queue = None;
         gate.held.clear();
@@ -131,12 +145,16 @@ impl Delivery {
         self.gate().queue.is_none()
     }
 
-    fn deliver(&self, st: &BrokerState, message: Message) {
-        if !st.hooks.authorize_delivery(&self.info, &message.topic) {
+    fn deliver(&self, message: Message) {
+        if !self
+            .rules
+            .hooks
+            .authorize_delivery(&self.info, &message.topic)
+        {
             return;
         }
         let Some(sink) = &self.sink else {
-            return self.enqueue(st, message);
+            return self.enqueue(message);
         };
         let depth = DEPTH.with(Cell::get);
         if depth >= MAX_DEPTH {
@@ -144,8 +162,8 @@ impl Delivery {
             let _ = self.deferred.send(message);
             return;
         }
-        self.observe(st, &message);
-        Metrics::inc(&st.metrics.publishes_sent);
+        self.observe(&message);
+        Metrics::inc(&self.rules.metrics.publishes_sent);
         DEPTH.with(|d| d.set(depth + 1));
         let result = catch_unwind(AssertUnwindSafe(|| sink(message)));
         DEPTH.with(|d| d.set(depth));
@@ -154,26 +172,30 @@ impl Delivery {
         }
     }
 
-    fn observe(&self, st: &BrokerState, message: &Message) {
+    fn observe(&self, message: &Message) {
         let correlation = message
             .properties
             .as_ref()
             .and_then(|p| p.correlation_data.as_deref());
-        st.hooks
-            .observe_delivery(&self.info, &message.topic, &message.payload, correlation);
+        self.rules.hooks.observe_delivery(
+            &self.info,
+            &message.topic,
+            &message.payload,
+            correlation,
+        );
     }
 
-    fn enqueue(&self, st: &BrokerState, message: Message) {
+    fn enqueue(&self, message: Message) {
         let gate = self.gate();
         let Some(queue) = &gate.queue else { return };
-        if self.queued.load(Ordering::Relaxed) >= st.config.local_queue_limit {
-            Metrics::inc(&st.metrics.dropped_slow_subscriber);
+        if self.queued.load(Ordering::Relaxed) >= self.rules.queue_limit {
+            Metrics::inc(&self.rules.metrics.dropped_slow_subscriber);
             return;
         }
-        self.observe(st, &message);
+        self.observe(&message);
         if queue.send(message).is_ok() {
             self.queued.fetch_add(1, Ordering::Relaxed);
-            Metrics::inc(&st.metrics.publishes_sent);
+            Metrics::inc(&self.rules.metrics.publishes_sent);
         }
     }
 }
@@ -232,7 +254,7 @@ impl DirectTable {
     }
 
     /// Removes every subscription of `delivery`.
-    pub(super) fn remove_all(&self, delivery: &Arc<Delivery>) {
+    pub(crate) fn remove_all(&self, delivery: &Arc<Delivery>) {
         self.retain(|s| !Arc::ptr_eq(&s.delivery, delivery));
     }
 
@@ -256,13 +278,13 @@ impl Deliveries {
     }
 
     /// Delivers every message to its targets, in order.
-    pub fn deliver(self, st: &BrokerState) {
+    pub fn deliver(self) {
         for (message, targets) in self.0 {
             if let Some((last, others)) = targets.split_last() {
                 for d in others {
-                    d.offer(st, message.clone());
+                    d.offer(message.clone());
                 }
-                last.offer(st, message);
+                last.offer(message);
             }
         }
     }

@@ -1,0 +1,42 @@
+//! Wills: published by the edge when a client ends abnormally, at once or after its MQTT 5
+//! will delay (cancelled if the client comes back first), stamped like any publish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::hooks::ClientInfo;
+use crate::metrics::Metrics;
+use crate::state::BrokerState;
+use crate::types::Message;
+
+/// Publishes a will now, or after its MQTT 5 will delay unless the client reconnects.
+pub(crate) async fn publish_will(
+    st: &Arc<BrokerState>,
+    client: &ClientInfo,
+    will: Message,
+    delay: u32,
+) {
+    if delay == 0 {
+        send_will(st, client, will).await;
+        return;
+    }
+    let st2 = st.clone();
+    let client2 = client.clone();
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+        st2.sessions.delayed_will_done(&client2.client_id);
+        send_will(&st2, &client2, will).await;
+    });
+    st.sessions
+        .schedule_will(&client.client_id, task.abort_handle());
+}
+
+async fn send_will(st: &BrokerState, client: &ClientInfo, mut will: Message) {
+    st.stamp_message(client, &mut will);
+    let client_id = client.client_id.as_str();
+    tracing::info!(client_id, topic = %will.topic, "publishing will");
+    Metrics::inc(&st.metrics.wills_published);
+    if let Err(e) = st.publish_internal(will).await {
+        tracing::warn!(client_id, error = %e, "cannot publish will");
+    }
+}

@@ -74,11 +74,16 @@ pub trait Hooks: Send + Sync + 'static {
     }
 
     /// User properties the edge records on a publish to `topic` by `client` (its identity,
-    /// its role): each named property the publisher sent is removed first and the hook's
-    /// value set, so a receiver can trust them (a v3.1.1 publisher gets them too; v3.1.1
-    /// subscribers never see properties). Called for every publish and will: keep it cheap.
-    fn stamps(&self, _client: &ClientInfo, _topic: &str) -> Vec<(&'static str, String)> {
-        Vec::new()
+    /// its role): the hook calls `stamp(name, value)` for each; any property of that name
+    /// the publisher sent is removed first, so a receiver can trust them (a v3.1.1
+    /// publisher gets them too; v3.1.1 subscribers never see properties). Called for every
+    /// publish and will: keep it cheap.
+    fn stamps(
+        &self,
+        _client: &ClientInfo,
+        _topic: &str,
+        _stamp: &mut dyn FnMut(&'static str, &str),
+    ) {
     }
 }
 

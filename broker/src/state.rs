@@ -245,27 +245,23 @@ impl BrokerState {
     /// Records the hooks' stamps (identity, role) in a publish's user properties, removing
     /// any property of the same name the publisher sent.
     pub fn stamp(&self, client: &ClientInfo, topic: &str, props: &mut Option<PublishProperties>) {
-        let stamps = self.hooks.stamps(client, topic);
-        if stamps.is_empty() {
-            return;
-        }
-        let p = props.get_or_insert_with(PublishProperties::default);
-        for (name, value) in stamps {
+        self.hooks.stamps(client, topic, &mut |name, value| {
+            let p = props.get_or_insert_with(PublishProperties::default);
             p.user_properties.retain(|(k, _)| k != name);
-            p.user_properties.push((name.to_string(), value));
-        }
+            p.user_properties
+                .push((name.to_string(), value.to_string()));
+        });
     }
 
     /// `stamp` for a message built in process.
     pub fn stamp_message(&self, client: &ClientInfo, message: &mut Message) {
-        let stamps = self.hooks.stamps(client, &message.topic);
-        if stamps.is_empty() {
-            return;
-        }
-        let p = message.properties.get_or_insert_with(Default::default);
-        for (name, value) in stamps {
-            p.set_user_property(name, &value);
-        }
+        let props = &mut message.properties;
+        self.hooks
+            .stamps(client, &message.topic, &mut |name, value| {
+                props
+                    .get_or_insert_with(Default::default)
+                    .set_user_property(name, value);
+            });
     }
 
     /// Number of retained messages stored.

@@ -175,11 +175,9 @@ async fn refused_qos2_publish_completes_its_handshake() {
 struct Stamp;
 
 impl Hooks for Stamp {
-    fn stamps(&self, c: &ClientInfo, topic: &str) -> Vec<(&'static str, String)> {
+    fn stamps(&self, c: &ClientInfo, topic: &str, stamp: &mut dyn FnMut(&'static str, &str)) {
         if topic.starts_with("hc/") {
-            vec![("hc-client", c.client_id.clone())]
-        } else {
-            Vec::new()
+            stamp("hc-client", &c.client_id);
         }
     }
 

@@ -182,13 +182,10 @@ impl Hooks for KernelPolicy {
         }
     }
 
-    fn stamps(&self, client: &ClientInfo, topic: &str) -> Vec<(&'static str, String)> {
-        if !topic.starts_with(&self.prefix) {
-            return Vec::new();
+    fn stamps(&self, client: &ClientInfo, topic: &str, stamp: &mut dyn FnMut(&'static str, &str)) {
+        if topic.starts_with(&self.prefix) {
+            stamp(IDENTITY_PROPERTY, &client.client_id);
+            stamp(ROLE_PROPERTY, self.role(client));
         }
-        vec![
-            (IDENTITY_PROPERTY, client.client_id.clone()),
-            (ROLE_PROPERTY, self.role(client).to_string()),
-        ]
     }
 }

@@ -89,14 +89,19 @@ mod tests {
         // ... and names every key, so none is left undocumented.
         let doc = include_str!("../../docs/CONFIG.md");
         let example = &doc[doc.find("```toml").unwrap()..];
-        let keys = |v: toml::Value| -> Vec<String> {
-            v.as_table().unwrap().keys().cloned().collect()
-        };
+        let keys =
+            |v: toml::Value| -> Vec<String> { v.as_table().unwrap().keys().cloned().collect() };
         for key in keys(toml::Value::try_from(KernelConfig::default()).unwrap()) {
-            assert!(example.contains(&format!("\n{key} = ")), "[kernel] {key} is not in CONFIG.md");
+            assert!(
+                example.contains(&format!("\n{key} = ")),
+                "[kernel] {key} is not in CONFIG.md"
+            );
         }
         for key in keys(toml::Value::try_from(BrokerConfig::default()).unwrap()) {
-            assert!(example.contains(&format!("\n{key} = ")) || key == "listeners" || key == "router", "[broker] {key} is not in CONFIG.md");
+            assert!(
+                example.contains(&format!("\n{key} = ")) || key == "listeners" || key == "router",
+                "[broker] {key} is not in CONFIG.md"
+            );
         }
     }
 

@@ -70,6 +70,9 @@ impl Handlers {
 
     /// Serves `m` if it is a call to a provided method; true if it was one.
     pub fn serve(&self, topics: &Topics, link: &Arc<Link>, m: &Message) -> bool {
+        if self.lock().is_empty() {
+            return false;
+        }
         let Some(Parsed::Call {
             caller,
             service,

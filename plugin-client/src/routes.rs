@@ -64,6 +64,7 @@ impl Subscription {
 /// A handler called in line for every matching message: it must not block.
 pub type InlineHandler = Arc<dyn Fn(&Message) + Send + Sync>;
 
+#[derive(Clone)]
 enum Target {
     Queue {
         tx: mpsc::Sender<IncomingEvent>,
@@ -72,6 +73,7 @@ enum Target {
     Inline(InlineHandler),
 }
 
+#[derive(Clone)]
 struct Route {
     filter: String,
     /// The filter without a `$share/<group>/` prefix.
@@ -79,22 +81,29 @@ struct Route {
     target: Target,
 }
 
-/// Every subscription of one client.
+/// Every subscription of one client. Readers take a snapshot (an `Arc`), so a message is
+/// routed without holding a lock while handlers run (they may subscribe or publish).
 pub(crate) struct Routes {
     event_prefix: String,
-    list: Mutex<Vec<Route>>,
+    list: Mutex<Arc<Vec<Route>>>,
 }
 
 impl Routes {
     pub fn new(root: &str) -> Routes {
         Routes {
             event_prefix: format!("{root}/event/"),
-            list: Mutex::new(Vec::new()),
+            list: Mutex::new(Arc::new(Vec::new())),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Route>> {
-        self.list.lock().unwrap_or_else(|e| e.into_inner())
+    fn snapshot(&self) -> Arc<Vec<Route>> {
+        self.list.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Changes the routes (copy on write: snapshots in use are not touched).
+    fn update(&self, change: impl FnOnce(&mut Vec<Route>)) {
+        let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        change(Arc::make_mut(&mut list));
     }
 
     /// A queue for `filter`, holding at most `capacity` messages.
@@ -106,13 +115,15 @@ impl Routes {
         let matcher = validate_filter(filter)?.to_string();
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
-        self.lock().push(Route {
-            filter: filter.to_string(),
-            matcher,
-            target: Target::Queue {
-                tx,
-                dropped: dropped.clone(),
-            },
+        self.update(|l| {
+            l.push(Route {
+                filter: filter.to_string(),
+                matcher,
+                target: Target::Queue {
+                    tx,
+                    dropped: dropped.clone(),
+                },
+            })
         });
         Ok(Subscription {
             filter: filter.to_string(),
@@ -128,22 +139,24 @@ impl Routes {
         handler: InlineHandler,
     ) -> Result<(), crate::protocol::NameError> {
         let matcher = validate_filter(filter)?.to_string();
-        self.lock().push(Route {
-            filter: filter.to_string(),
-            matcher,
-            target: Target::Inline(handler),
+        self.update(|l| {
+            l.push(Route {
+                filter: filter.to_string(),
+                matcher,
+                target: Target::Inline(handler),
+            })
         });
         Ok(())
     }
 
     /// Removes every route of `filter`; their subscriptions end.
     pub fn remove(&self, filter: &str) {
-        self.lock().retain(|r| r.filter != filter);
+        self.update(|l| l.retain(|r| r.filter != filter));
     }
 
     /// Each distinct filter (to subscribe again after a reconnect).
     pub fn filters(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.lock().iter().map(|r| r.filter.clone()).collect();
+        let mut out: Vec<String> = self.snapshot().iter().map(|r| r.filter.clone()).collect();
         out.sort();
         out.dedup();
         out
@@ -151,29 +164,22 @@ impl Routes {
 
     /// Hands `m` to every route whose filter matches it.
     pub fn offer(&self, m: &Message) {
-        let mut inline: Vec<InlineHandler> = Vec::new();
+        let routes = self.snapshot();
+        for r in routes
+            .iter()
+            .filter(|r| filter_matches(&r.matcher, &m.topic))
         {
-            let routes = self.lock();
-            for r in routes
-                .iter()
-                .filter(|r| filter_matches(&r.matcher, &m.topic))
-            {
-                match &r.target {
-                    Target::Inline(h) => inline.push(h.clone()),
-                    Target::Queue { tx, dropped } => {
-                        if tx.try_send(self.event(m)).is_err() && !tx.is_closed() {
-                            let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                            if n == 1 || n % 10_000 == 0 {
-                                tracing::warn!(filter = %r.filter, dropped = n, "subscription queue full; messages dropped");
-                            }
+            match &r.target {
+                Target::Inline(h) => h(m),
+                Target::Queue { tx, dropped } => {
+                    if tx.try_send(self.event(m)).is_err() && !tx.is_closed() {
+                        let n = dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n == 1 || n % 10_000 == 0 {
+                            tracing::warn!(filter = %r.filter, dropped = n, "subscription queue full; messages dropped");
                         }
                     }
                 }
             }
-        }
-        // In-line handlers run without the lock: they may subscribe or publish.
-        for h in inline {
-            h(m);
         }
     }
 

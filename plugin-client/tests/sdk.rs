@@ -33,10 +33,7 @@ async fn typed_commands_and_plain_calls_agree() {
             .unwrap();
         assert_eq!(plain["version"], json!(1));
         // A misspelt parameter is refused, naming the accepted ones.
-        let e = c
-            .call("state.get", json!({"kee": "x"}))
-            .await
-            .unwrap_err();
+        let e = c.call("state.get", json!({"kee": "x"})).await.unwrap_err();
         assert_eq!(e.code(), Some(ErrorCode::BadRequest));
         assert!(e.to_string().contains("`key`"), "{e}");
     }
@@ -84,7 +81,11 @@ async fn subscriptions_queued_inline_refused_and_bounded() {
     let e = sub.subscribe("hc/reply/someone-else").await.err().unwrap();
     assert!(matches!(e, ClientError::Refused { .. }), "{e}");
     let local = h.local("local-sub").await;
-    let e = local.subscribe("hc/reply/someone-else").await.err().unwrap();
+    let e = local
+        .subscribe("hc/reply/someone-else")
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(e, ClientError::Refused { .. }), "{e}");
     h.stop().await;
 }

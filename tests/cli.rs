@@ -146,8 +146,8 @@ async fn client_commands_against_a_running_hcore() {
     // A filter that is not one, and one the broker refuses: one clear line, no hang.
     let o = cli(&url, &["sub", "hc/#/x"]).await;
     one_line_error(&o, 1, "'#' must be the whole last level");
-    let o = cli(&url, &["sub", "$SYS/#"]).await;
-    one_line_error(&o, 1, "refused the subscription to $SYS/#");
+    let o = cli(&url, &["sub", "$private/#"]).await;
+    one_line_error(&o, 1, "refused the subscription to $private/#");
 
     let _ = run.kill().await;
 }

@@ -68,15 +68,8 @@ fn serve_hcore(port: u16) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut config =
+        let config =
             hcore_broker::BrokerConfig::with_listener(SocketAddr::from(([127, 0, 0, 1], port)));
-        // Experiments: HCORE_SEGMENT="size,count" overrides the router's log sizing.
-        if let Ok(v) = std::env::var("HCORE_SEGMENT") {
-            if let Some((size, count)) = v.split_once(',') {
-                config.router.max_segment_size = size.parse().expect("segment size");
-                config.router.max_segment_count = count.parse().expect("segment count");
-            }
-        }
         let _broker = hcore_broker::Broker::start(config)
             .await
             .expect("start hcore broker");

@@ -10,15 +10,11 @@ use tokio::task::JoinHandle;
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::hooks::{AllowAll, Hooks};
+use crate::limits::AddressLimits;
 use crate::listener::{self, OpenConnections};
 use crate::local::{self, LocalClient, LocalOptions, LocalReceiver};
 use crate::metrics::MetricsSnapshot;
-use crate::router::RouterHandle;
 use crate::state::BrokerState;
-
-/// Router links reserved for in-process clients and the broker's own use, on top of
-/// `max_connections` network clients.
-const EXTRA_LINKS: usize = 1024;
 
 /// A running broker.
 pub struct Broker {
@@ -28,6 +24,7 @@ pub struct Broker {
     /// Bound listeners not yet accepting (see `bind`).
     idle: Vec<(tokio::net::TcpListener, crate::config::ListenerConfig)>,
     open: Arc<OpenConnections>,
+    per_address: Arc<AddressLimits>,
     accept_tasks: Vec<JoinHandle<()>>,
 }
 
@@ -69,24 +66,20 @@ impl Broker {
             addrs.push(addr);
             idle.push((listener, l.clone()));
         }
-        let router = RouterHandle::spawn(&config.router, config.max_connections + EXTRA_LINKS);
-        let internal = router.link("%%broker".to_string(), true).await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let st = Arc::new(BrokerState::new(
-            config,
-            router,
-            hooks,
-            internal.tx,
-            shutdown_rx,
-        ));
-        // The internal link never subscribes; keep its receiver alive for the router.
-        std::mem::forget(internal.rx);
+        let per_address = AddressLimits::new(
+            config.max_connections_per_address,
+            config.max_connects_per_second,
+        );
+        let st = Arc::new(BrokerState::new(config, hooks, shutdown_rx));
+        crate::upkeep::start(&st);
         Ok(Broker {
             handle: BrokerHandle { st },
             addrs,
             shutdown,
             idle,
             open: Arc::new(OpenConnections::default()),
+            per_address,
             accept_tasks: Vec::new(),
         })
     }
@@ -100,6 +93,7 @@ impl Broker {
                 listener,
                 lc,
                 self.open.clone(),
+                self.per_address.clone(),
             )));
         }
     }
@@ -129,9 +123,6 @@ impl Broker {
     /// Stops accepting, closes every connection and in-process client, and returns when
     /// they are gone (or after 5 s).
     pub async fn shutdown(self) {
-        // What the router already holds (a last reply, a will) reaches its subscribers'
-        // queues before the connections are told to close and flush them.
-        self.handle.st.router.wait_drained().await;
         let _ = self.shutdown.send(true);
         for t in self.accept_tasks {
             let _ = t.await;

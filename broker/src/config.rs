@@ -1,10 +1,10 @@
-//! Broker configuration: listeners, limits and router sizing, read from TOML.
+//! Broker configuration: listeners, persistence and every limit, read from TOML.
 //!
 //! Every field has a default (see `docs/CONFIG.md`), so an empty file is a valid config.
 //! Unknown keys are errors: a typo should not silently fall back to a default.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,52 +28,69 @@ fn default_listener_name() -> String {
     "mqtt".to_string()
 }
 
-/// Sizing of rumqttd's router (the in-memory commit log per subscribed filter).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RouterSettings {
-    /// Bytes (topic + payload) per log segment; at least 1024.
-    pub max_segment_size: usize,
-    /// Segments kept per filter log besides the active one; at least 1.
-    pub max_segment_count: usize,
-    /// Messages the router hands a QoS 0 subscriber per scheduling round.
-    pub max_outgoing_packet_count: u64,
-}
-
-impl Default for RouterSettings {
-    fn default() -> Self {
-        RouterSettings {
-            max_segment_size: 64 * 1024,
-            max_segment_count: 3,
-            max_outgoing_packet_count: 200,
-        }
-    }
-}
-
 /// The whole broker configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
     /// Listeners; the default is one on 127.0.0.1:1883.
     pub listeners: Vec<ListenerConfig>,
+    /// Where retained messages and persistent sessions are kept across restarts; none:
+    /// in memory only.
+    pub persistence_dir: Option<PathBuf>,
     /// Largest packet accepted from a client, header included (bytes).
     pub max_packet_size: usize,
     /// Most simultaneous network connections across all listeners.
     pub max_connections: usize,
+    /// Most simultaneous network connections from one IP address.
+    pub max_connections_per_address: usize,
+    /// New connections one IP address may open per second (a burst of as many is allowed).
+    pub max_connects_per_second: u32,
+    /// Apply the per-address limits to loopback addresses too (local tools and the hub's
+    /// own processes are exempt by default).
+    pub limit_loopback: bool,
     /// Time a new connection has to send its CONNECT (milliseconds).
     pub connect_timeout_ms: u64,
-    /// Bytes queued for one slow network subscriber before QoS 0 messages are dropped.
+    /// Bytes queued for one client (to send now, or while a persistent session's client
+    /// is away) before messages to it are dropped.
     pub max_queued_bytes: usize,
-    /// QoS 1/2 messages queued for one client beyond its in-flight window before messages
-    /// are dropped (like mosquitto's `max_queued_messages`).
+    /// QoS 1/2 messages queued for one client beyond its in-flight window (or while a
+    /// persistent session's client is away) before messages are dropped (like mosquitto's
+    /// `max_queued_messages`).
     pub max_queued_messages: usize,
     /// Messages queued for one slow in-process subscriber before messages are dropped.
     pub local_queue_limit: usize,
-    /// Topic aliases a v5 client may use towards the broker.
+    /// Topic aliases a v5 client may use towards the broker, and the most the broker uses
+    /// towards a client.
     pub topic_alias_maximum: u16,
     /// QoS 1/2 messages in flight (sent, not yet acknowledged) towards one client.
     pub max_inflight: u16,
-    pub router: RouterSettings,
+    /// QoS 2 publishes one client may have in flight towards the broker (its MQTT 5 Receive
+    /// Maximum); more close the connection.
+    pub receive_maximum: u16,
+    /// Longest topic name or filter, bytes.
+    pub max_topic_length: usize,
+    /// Most levels in a topic name or filter.
+    pub max_topic_levels: usize,
+    /// Most subscriptions one client may hold.
+    pub max_subscriptions_per_client: usize,
+    /// Retained messages kept in all.
+    pub max_retained_messages: usize,
+    /// Bytes (topic + payload) of retained messages kept in all.
+    pub max_retained_bytes: usize,
+    /// Bytes of retained messages one client may have stored.
+    pub max_retained_bytes_per_client: usize,
+    /// Persistent sessions kept; beyond, the one whose client has been away longest ends.
+    pub max_persistent_sessions: usize,
+    /// How long an MQTT 3.1.1 persistent session (clean session off) outlives its
+    /// connection, seconds.
+    pub session_expiry_secs: u32,
+    /// The longest session expiry an MQTT 5 client may ask for, seconds.
+    pub max_session_expiry_secs: u32,
+    /// If set, the longest keep-alive a client may use (a client asking for more, or 0, is
+    /// given this; MQTT 5 clients are told in the CONNACK), seconds.
+    pub max_keep_alive_secs: Option<u16>,
+    /// How often `$SYS/broker/...` is published, seconds (0: never).
+    pub sys_interval_secs: u64,
 }
 
 impl Default for BrokerConfig {
@@ -84,16 +101,41 @@ impl Default for BrokerConfig {
                 bind: SocketAddr::from(([127, 0, 0, 1], 1883)),
                 max_connections: None,
             }],
-            max_packet_size: 256 * 1024,
+            persistence_dir: None,
+            max_packet_size: 16 * 1024 * 1024,
             max_connections: 10_000,
+            max_connections_per_address: 1_000,
+            max_connects_per_second: 100,
+            limit_loopback: false,
             connect_timeout_ms: 10_000,
             max_queued_bytes: 1024 * 1024,
             max_queued_messages: 1000,
             local_queue_limit: 100_000,
             topic_alias_maximum: 64,
             max_inflight: 100,
-            router: RouterSettings::default(),
+            receive_maximum: 100,
+            max_topic_length: 4096,
+            max_topic_levels: 32,
+            max_subscriptions_per_client: 10_000,
+            max_retained_messages: 100_000,
+            max_retained_bytes: 16 * 1024 * 1024,
+            max_retained_bytes_per_client: 8 * 1024 * 1024,
+            max_persistent_sessions: 1_000,
+            session_expiry_secs: 7 * 86_400,
+            max_session_expiry_secs: 30 * 86_400,
+            max_keep_alive_secs: None,
+            sys_interval_secs: 10,
         }
+    }
+}
+
+impl crate::topic::TopicLimits for BrokerConfig {
+    fn max_topic_len(&self) -> usize {
+        self.max_topic_length
+    }
+
+    fn max_topic_levels(&self) -> usize {
+        self.max_topic_levels
     }
 }
 
@@ -126,32 +168,42 @@ impl BrokerConfig {
             .map_err(|e| BrokerError::Config(format!("{}: {e}", path.display())))
     }
 
-    /// Checks limits that rumqttd would otherwise panic on or that make no sense.
+    /// Checks limits that make no sense.
     pub fn validate(&self) -> Result<(), BrokerError> {
         let bad = |m: &str| Err(BrokerError::Config(m.to_string()));
-        if self.router.max_segment_size < 1024 {
-            return bad("router.max_segment_size must be at least 1024");
-        }
-        if self.router.max_segment_count < 1 {
-            return bad("router.max_segment_count must be at least 1");
-        }
-        if self.router.max_outgoing_packet_count < 1 {
-            return bad("router.max_outgoing_packet_count must be at least 1");
-        }
         if !(64..=268_435_460).contains(&self.max_packet_size) {
             return bad("max_packet_size must be between 64 and 268435460");
         }
-        if self.max_connections == 0 {
-            return bad("max_connections must be at least 1");
+        if !(1..=crate::topic::MAX_TOPIC_LEN).contains(&self.max_topic_length) {
+            return bad("max_topic_length must be between 1 and 65535");
         }
-        if self.max_inflight == 0 {
-            return bad("max_inflight must be at least 1");
+        for (name, v) in [
+            ("max_connections", self.max_connections),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address,
+            ),
+            (
+                "max_connects_per_second",
+                self.max_connects_per_second as usize,
+            ),
+            ("max_inflight", usize::from(self.max_inflight)),
+            ("receive_maximum", usize::from(self.receive_maximum)),
+            ("max_queued_messages", self.max_queued_messages),
+            ("max_queued_bytes", self.max_queued_bytes),
+            ("local_queue_limit", self.local_queue_limit),
+            ("max_topic_levels", self.max_topic_levels),
+            (
+                "max_subscriptions_per_client",
+                self.max_subscriptions_per_client,
+            ),
+        ] {
+            if v == 0 {
+                return bad(&format!("{name} must be at least 1"));
+            }
         }
-        if self.max_queued_messages == 0 {
-            return bad("max_queued_messages must be at least 1");
-        }
-        if self.local_queue_limit == 0 {
-            return bad("local_queue_limit must be at least 1");
+        if self.max_keep_alive_secs == Some(0) {
+            return bad("max_keep_alive_secs must be at least 1 (leave it out for no limit)");
         }
         Ok(())
     }
@@ -187,8 +239,8 @@ mod tests {
     fn unknown_keys_and_bad_values_are_errors() {
         let e = BrokerConfig::from_toml("max_pakcet_size = 10").unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
-        let e = BrokerConfig::from_toml("[router]\nmax_segment_size = 10").unwrap_err();
-        assert!(e.to_string().contains("1024"), "{e}");
+        let e = BrokerConfig::from_toml("max_inflight = 0").unwrap_err();
+        assert!(e.to_string().contains("max_inflight"), "{e}");
         let e = BrokerConfig::from_toml("max_connections = \"x\"").unwrap_err();
         assert!(e.to_string().contains("line 1, column 19"), "{e}");
         assert_eq!(e.to_string().lines().count(), 1, "{e}");

@@ -61,6 +61,13 @@ pub trait Hooks: Send + Sync + 'static {
         true
     }
 
+    /// Called before a message goes to a member of a shared subscription group: false
+    /// passes that member over (the group's next member gets it instead). The kernel uses
+    /// it so that only registered providers of a method take its calls.
+    fn authorize_group_delivery(&self, _client: &ClientInfo, _topic: &str) -> bool {
+        true
+    }
+
     /// Told about every delivery the delivery hook allowed: which client got which
     /// message. The kernel uses it to know which replica of a service took a call.
     /// Called on the delivering connection's task: keep it cheap.

@@ -1,12 +1,13 @@
 //! hcore's embedded MQTT broker.
 //!
-//! rumqttd's router does the routing; this crate is the network edge in front of it: its
-//! own accept loop (TCP_NODELAY on every socket), one port for MQTT 3.1.1 and 5 (the
-//! CONNECT's protocol level picks the codec), keep-alive that counts only incoming packets,
-//! wills owned by the edge, retained messages owned by the edge, authentication and
-//! authorization hooks, bounded per-connection queues with counted drops, and in-process
-//! clients. `docs/ARCHITECTURE.md` lists each rumqttd defect worked around and the test
-//! that proves it.
+//! A complete MQTT 3.1.1 and 5 broker on the caller's tokio runtime: its own accept loop
+//! (TCP_NODELAY, limits per address), one port for both protocol versions (the CONNECT's
+//! protocol level picks the codec; rumqttd's packet codecs decode, the broker encodes),
+//! its own router (a subscription trie with shared groups, delivering on the publisher's
+//! task into each subscriber's bounded outbox), retained messages and sessions (with
+//! optional persistence), wills, every MQTT 5 feature hcore needs, `$SYS` topics,
+//! authentication and authorization hooks, and in-process clients. It knows nothing of
+//! hcore's own topics; the kernel adds those rules through the hooks.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), hcore_broker::BrokerError> {
@@ -23,30 +24,31 @@
 mod broker;
 pub mod config;
 mod connection;
-mod direct;
+mod endpoint;
 mod error;
-mod gaps;
 pub mod hooks;
+mod limits;
 mod listener;
 mod local;
 mod metrics;
-mod pressure;
 mod retained;
 mod router;
 mod sessions;
 mod state;
-mod subs;
+mod sys;
 mod tasks;
 pub mod topic;
 mod types;
+mod upkeep;
 mod wills;
 pub mod wire;
 
 pub use broker::{Broker, BrokerHandle};
-pub use config::{BrokerConfig, ListenerConfig, RouterSettings};
-pub use direct::LocalSink;
+pub use config::{BrokerConfig, ListenerConfig};
+pub use endpoint::local::LocalSink;
 pub use error::BrokerError;
 pub use hooks::{AllowAll, ClientInfo, ConnectInfo, ConnectRefusal, Hooks};
 pub use local::{LocalClient, LocalOptions, LocalReceiver};
 pub use metrics::MetricsSnapshot;
+pub use router::subscription::RetainHandling;
 pub use types::{Message, Properties, Protocol, QoS};

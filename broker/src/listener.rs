@@ -1,8 +1,9 @@
 //! Accept loops: one per configured listener, on the caller's runtime.
 //!
-//! Every accepted socket gets TCP_NODELAY before anything else (rumqttd never sets it, and
-//! Nagle plus delayed ACKs turn a QoS 1 round trip into ~40 ms). Connection limits are
-//! checked at accept time: a connection over the limit is closed at once with a log line.
+//! Every accepted socket gets TCP_NODELAY before anything else (Nagle plus delayed ACKs
+//! turn a QoS 1 round trip into ~40 ms). Connection limits (in all, per listener, per
+//! source address, and the connect rate per address) are checked at accept time: a
+//! connection over a limit is closed at once, counted, and logged (rate-limited).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::config::ListenerConfig;
 use crate::connection;
+use crate::limits::{AddressLimits, Refusal};
 use crate::metrics::Metrics;
 use crate::state::BrokerState;
 
@@ -45,6 +47,7 @@ pub(crate) async fn accept_loop(
     listener: TcpListener,
     config: ListenerConfig,
     open: Arc<OpenConnections>,
+    per_address: Arc<AddressLimits>,
 ) {
     let local: Option<SocketAddr> = listener.local_addr().ok();
     let mine = Arc::new(AtomicUsize::new(0));
@@ -72,17 +75,56 @@ pub(crate) async fn accept_loop(
         let slot = Slot(open.clone(), mine.clone());
         let over_listener = config.max_connections.is_some_and(|m| here > m);
         if total > st.config.max_connections || over_listener {
-            Metrics::inc(&st.metrics.connections_refused);
-            tracing::warn!(%peer, listener = %config.name, open = total, "connection limit reached; closing new connection");
-            drop(stream);
-            drop(slot);
+            Metrics::inc(&st.metrics.limit_connections);
+            refused(&st, peer, "connection limit reached (max_connections)");
             continue;
         }
+        let exempt = peer.ip().is_loopback() && !st.config.limit_loopback;
+        let addr_slot = if exempt {
+            None
+        } else {
+            match per_address.admit(peer.ip()) {
+                Ok(s) => Some(s),
+                Err(Refusal::TooMany) => {
+                    Metrics::inc(&st.metrics.limit_connections);
+                    refused(
+                        &st,
+                        peer,
+                        "too many connections from this address (max_connections_per_address)",
+                    );
+                    continue;
+                }
+                Err(Refusal::TooFast) => {
+                    Metrics::inc(&st.metrics.limit_connect_rate);
+                    refused(
+                        &st,
+                        peer,
+                        "this address connects too fast (max_connects_per_second)",
+                    );
+                    continue;
+                }
+            }
+        };
         let st = st.clone();
         tokio::spawn(async move {
             connection::serve(st, stream, peer).await;
+            drop(addr_slot);
             drop(slot);
         });
     }
     tracing::info!(listener = %config.name, addr = ?local, "listener stopped");
+}
+
+/// Logs a refused connection: the first of every 1,000 (a flood must not flood the log).
+fn refused(st: &BrokerState, peer: SocketAddr, why: &str) {
+    let n = st
+        .metrics
+        .limit_connections
+        .load(std::sync::atomic::Ordering::Relaxed)
+        + st.metrics
+            .limit_connect_rate
+            .load(std::sync::atomic::Ordering::Relaxed);
+    if n % 1000 == 1 {
+        tracing::warn!(%peer, refused = n, "closing new connection: {why}");
+    }
 }

@@ -30,28 +30,45 @@ metrics! {
     connections_accepted,
     /// Network and in-process clients currently connected (CONNACK sent, not yet closed).
     clients_connected,
-    /// CONNECTs refused (authentication, bad client id, limits, unsupported protocol).
+    /// CONNECTs refused (authentication, bad client id, unsupported protocol).
     connections_refused,
+    /// Connections closed at accept: over `max_connections` (in all or per listener) or
+    /// `max_connections_per_address`.
+    limit_connections,
+    /// Connections closed at accept: over `max_connects_per_second` for their address.
+    limit_connect_rate,
     /// Connections closed for a protocol violation or malformed/oversized packet.
     protocol_errors,
     /// Connections closed because keep-alive expired.
     keep_alive_timeouts,
     /// Session takeovers (a client id connected again while connected).
     takeovers,
+    /// Persistent sessions ended by their expiry (or the `max_persistent_sessions` bound).
+    sessions_expired,
     /// PUBLISH packets received from clients (network and in-process).
     publishes_received,
     /// PUBLISH packets delivered to subscribers.
     publishes_sent,
+    /// Publishes that reached no subscriber.
+    publishes_unrouted,
+    /// Bytes read from network clients.
+    bytes_received,
+    /// Bytes written to network clients.
+    bytes_sent,
     /// PUBLISHes and SUBSCRIBE filters refused by the authorization hook.
     not_authorized,
-    /// QoS 0 messages dropped because a subscriber's queue was full (slow subscriber).
+    /// Messages dropped because a subscriber's queue was full (slow subscriber).
     dropped_slow_subscriber,
-    /// Messages lost inside the router because a subscriber fell behind the commit log.
-    dropped_router_lag,
+    /// Messages dropped because their MQTT 5 message expiry passed before delivery.
+    dropped_expired,
+    /// Messages dropped because an absent persistent client's queue was full.
+    dropped_offline_queue,
+    /// Retained messages not stored (over a `max_retained_*` limit); still delivered.
+    retained_refused,
+    /// Subscriptions refused: over `max_subscriptions_per_client`.
+    limit_subscriptions,
     /// Wills published.
     wills_published,
-    /// Times a publisher waited for lagging subscribers (flow control).
-    publisher_waits,
 }
 
 impl Metrics {

@@ -1,245 +1,175 @@
-//! State shared by every connection of one broker: config, router, hooks, counters,
-//! retained messages, live sessions, and the ordered hand-off of packets to the router.
+//! State shared by every connection of one broker: config, hooks, counters, the router,
+//! retained messages and sessions, and the three operations everything else is built on:
+//! publish, subscribe, unsubscribe.
+//!
+//! Retained-store updates and target lookups happen under one lock, and so do a new
+//! subscription's registration and its retained snapshot, so a subscriber sees every
+//! retained message either in its snapshot or live, never neither. (The subscriber's
+//! endpoint holds live deliveries while its snapshot is handed over, so never both out of
+//! order either.) Lock order: retained store, then router index; session and endpoint
+//! locks are taken only after both are released.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
-use rumqttd::local::LinkTx;
-use rumqttd::protocol::{Packet, Publish, PublishProperties};
+use rumqttd::protocol::PublishProperties;
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
-use crate::direct::{Deliveries, Delivery, DeliveryRules, DirectTable};
-use crate::error::BrokerError;
+use crate::endpoint::Touched;
 use crate::hooks::{ClientInfo, Hooks};
 use crate::metrics::Metrics;
-use crate::pressure::Pressure;
-use crate::retained::{RetainedMessage, RetainedStore};
-use crate::router::RouterHandle;
-use crate::sessions::Sessions;
+use crate::retained::{Refused, RetainedLimits, RetainedStore};
+use crate::router::publication::{Delivery, Publication};
+use crate::router::subscription::{Filter, RetainHandling, SubOptions};
+use crate::router::{Router, Sub};
+use crate::sessions::{Session, Sessions};
 use crate::tasks::TaskCounter;
 use crate::types::Message;
 
-/// What handing a packet to the router does to the retained store, in packet order.
-pub(crate) enum Effect {
-    None,
-    /// A retained publish: store (or, with an empty payload, delete) this message.
-    Retain(Message),
-    /// A new subscription: snapshot the retained messages matching this filter.
-    Snapshot(String),
-}
-
-/// A packet for the router and its effect on the retained store.
-pub(crate) struct Item {
-    pub packet: Packet,
-    pub effect: Effect,
-}
-
-impl Item {
-    /// The message a routed publish item carries (for handing it back to a caller).
-    pub fn into_message(self) -> Message {
-        match (self.effect, self.packet) {
-            (Effect::Retain(m), _) => m,
-            (_, Packet::Publish(p, props)) => Message::delivered(&p.topic, p.payload, props),
-            _ => Message::new("", ""),
-        }
-    }
-
-    pub fn plain(packet: Packet) -> Item {
-        Item {
-            packet,
-            effect: Effect::None,
-        }
-    }
-}
-
 pub(crate) struct BrokerState {
     pub config: BrokerConfig,
-    pub router: Arc<RouterHandle>,
     pub hooks: Arc<dyn Hooks>,
     pub metrics: Arc<Metrics>,
+    pub router: Router,
+    retained: Mutex<RetainedStore>,
     pub sessions: Sessions,
     pub tasks: Arc<TaskCounter>,
-    pub pressure: Arc<Pressure>,
     pub shutdown: watch::Receiver<bool>,
-    retained: Mutex<RetainedStore>,
-    /// In-process clients' subscriptions matched at the edge.
-    pub direct: DirectTable,
-    /// What in-process deliveries consult (shared with every `Delivery`).
-    pub delivery_rules: Arc<DeliveryRules>,
-    /// The broker's own link, used for wills.
-    internal: tokio::sync::Mutex<LinkTx>,
+    pub started: Instant,
+    next_session: AtomicU64,
 }
 
 impl BrokerState {
     pub fn new(
         config: BrokerConfig,
-        router: Arc<RouterHandle>,
         hooks: Arc<dyn Hooks>,
-        internal: LinkTx,
         shutdown: watch::Receiver<bool>,
     ) -> BrokerState {
-        let metrics = Arc::new(Metrics::default());
-        let delivery_rules = Arc::new(DeliveryRules {
-            hooks: hooks.clone(),
-            metrics: metrics.clone(),
-            queue_limit: config.local_queue_limit,
-        });
+        let limits = RetainedLimits {
+            max_messages: config.max_retained_messages,
+            max_bytes: config.max_retained_bytes,
+            max_bytes_per_client: config.max_retained_bytes_per_client,
+        };
         BrokerState {
             config,
-            router,
             hooks,
-            metrics,
-            delivery_rules,
+            metrics: Arc::new(Metrics::default()),
+            router: Router::default(),
+            retained: Mutex::new(RetainedStore::new(limits)),
             sessions: Sessions::default(),
             tasks: Arc::new(TaskCounter::default()),
-            pressure: Arc::new(Pressure::default()),
             shutdown,
-            retained: Mutex::new(RetainedStore::default()),
-            direct: DirectTable::default(),
-            internal: tokio::sync::Mutex::new(internal),
+            started: Instant::now(),
+            next_session: AtomicU64::new(1),
         }
     }
 
-    /// Hands a batch of packets to the router through `tx`, applying their retained-store
-    /// effects under one lock, then delivers the publishes to matching in-process clients
-    /// (`local::direct`). Holding the lock across "update store + enqueue to router"
-    /// (publishers) and "snapshot store + enqueue SUBSCRIBE" (subscribers) means a
-    /// subscriber sees every retained message either in its snapshot or live, never
-    /// neither. Returns one snapshot per `Effect::Snapshot`, in order.
-    ///
-    /// A batch with publishes first waits (bounded) while subscribers lag, unless the
-    /// caller is itself lagging (`lagging`): see `pressure`.
-    pub async fn submit(
-        &self,
-        tx: &mut LinkTx,
-        items: Vec<Item>,
-        lagging: bool,
-    ) -> Result<Vec<Vec<RetainedMessage>>, BrokerError> {
-        let (snapshots, deliveries) = self.submit_collect(tx, items, lagging).await?;
-        deliveries.deliver();
-        Ok(snapshots)
+    /// A session id never used before in this process.
+    pub fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// `submit` that leaves the in-process deliveries to the caller, to make once it has
-    /// released its own locks (a sink may publish in line).
-    pub async fn submit_collect(
+    pub fn retained(&self) -> MutexGuard<'_, RetainedStore> {
+        self.retained.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Routes a publication to every subscriber; a retained one is stored first (by
+    /// `owner`, for its quota). Err: delivered live, but not stored.
+    pub fn publish(
         &self,
-        tx: &mut LinkTx,
-        items: Vec<Item>,
-        lagging: bool,
-    ) -> Result<(Vec<Vec<RetainedMessage>>, Deliveries), BrokerError> {
-        let mut deliveries = Deliveries::default();
-        if items.is_empty() {
-            return Ok((Vec::new(), deliveries));
+        p: Arc<Publication>,
+        owner: &str,
+        touched: &mut Touched,
+    ) -> Result<usize, Refused> {
+        let (targets, stored) = if p.message.retain {
+            let mut store = self.retained();
+            let stored = store.apply(&p, owner);
+            (self.router.targets(&p.message.topic), stored)
+        } else {
+            (self.router.targets(&p.message.topic), Ok(()))
+        };
+        if let Err(why) = stored {
+            Metrics::inc(&self.metrics.retained_refused);
+            tracing::debug!(topic = %p.message.topic, ?why, "retained message not stored");
         }
-        if !lagging
-            && self.pressure.active()
-            && items
-                .iter()
-                .any(|i| matches!(i.packet, Packet::Publish(..)))
-        {
-            Metrics::inc(&self.metrics.publisher_waits);
-            self.pressure.wait().await;
+        let n = self
+            .router
+            .deliver(&p, targets, &*self.hooks, &self.metrics, touched);
+        if n == 0 {
+            Metrics::inc(&self.metrics.publishes_unrouted);
         }
-        self.router.wait_for_room().await;
-        let mut snapshots = Vec::new();
-        let mut packets = Vec::with_capacity(items.len());
-        if items.iter().all(|i| matches!(i.effect, Effect::None)) {
-            for item in items {
-                self.collect_direct(&item.packet, &mut deliveries);
-                packets.push(item.packet);
-            }
-            return self
+        stored.map(|()| n)
+    }
+
+    /// Subscribes `session` to `filter`; returns whether the subscription is new and the
+    /// retained messages it must get first (the caller holds the session's endpoint while
+    /// it registers and hands them over).
+    pub fn subscribe(
+        &self,
+        session: &Arc<Session>,
+        filter: &Filter,
+        opts: SubOptions,
+    ) -> (bool, Vec<Delivery>) {
+        let sub = Sub {
+            session: session.clone(),
+            opts: opts.clone(),
+        };
+        let (new, snapshot) = {
+            let mut store = self.retained();
+            let new = self
                 .router
-                .push(tx, packets)
-                .map(|()| (snapshots, deliveries));
-        }
-        let mut store = self.retained.lock().unwrap_or_else(|e| e.into_inner());
-        for item in items {
-            self.collect_direct(&item.packet, &mut deliveries);
-            match item.effect {
-                Effect::None => {}
-                Effect::Retain(message) => store.apply(&message),
-                Effect::Snapshot(filter) => snapshots.push(store.matching(&filter)),
-            }
-            packets.push(item.packet);
-        }
-        self.router.push(tx, packets)?;
-        drop(store);
-        Ok((snapshots, deliveries))
+                .subscribe(sub, &filter.inner, filter.group.as_deref());
+            let wants = filter.group.is_none()
+                && match opts.retain_handling {
+                    RetainHandling::OnSubscribe => true,
+                    RetainHandling::OnNewSubscribe => new,
+                    RetainHandling::Never => false,
+                };
+            let snapshot = if wants {
+                store.matching(&filter.inner)
+            } else {
+                Vec::new()
+            };
+            (new, snapshot)
+        };
+        session
+            .lock()
+            .subs
+            .insert(filter.written.clone(), (filter.clone(), opts.clone()));
+        let info = session.lock().info.clone();
+        let retained = snapshot
+            .into_iter()
+            .filter(|p| self.hooks.authorize_delivery(&info, &p.message.topic))
+            .map(|p| Delivery {
+                qos: p.message.qos.min(opts.qos),
+                retain: true,
+                subscription_ids: opts.id.into_iter().collect(),
+                publication: p,
+            })
+            .collect();
+        (new, retained)
     }
 
-    /// `submit_collect` for one routed message without waiting: gives the item back if
-    /// the router's queue is full.
-    pub fn try_submit(&self, tx: &mut LinkTx, item: Item) -> Result<Deliveries, Box<Item>> {
-        if self.router.is_full() {
-            return Err(Box::new(item));
-        }
-        let mut deliveries = Deliveries::default();
-        let packet = item.packet;
-        let result = match item.effect {
-            Effect::Retain(message) => {
-                let mut store = self.retained.lock().unwrap_or_else(|e| e.into_inner());
-                self.collect_direct(&packet, &mut deliveries);
-                store.apply(&message);
-                self.router.push(tx, vec![packet])
-            }
-            _ => {
-                self.collect_direct(&packet, &mut deliveries);
-                self.router.push(tx, vec![packet])
-            }
+    /// Removes a subscription; false if the session had none with this filter.
+    pub fn unsubscribe(&self, session: &Arc<Session>, written: &str) -> bool {
+        let removed = session.lock().subs.remove(written);
+        let Some((filter, _)) = removed else {
+            return false;
         };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "router push failed");
-        }
-        Ok(deliveries)
+        self.router
+            .unsubscribe(session.id, &filter.inner, filter.group.as_deref());
+        true
     }
 
-    /// Registers a direct (edge-matched) subscription of an in-process client and returns
-    /// the retained messages it must see first: under the retained lock, like `submit`.
-    pub fn direct_subscribe(
-        &self,
-        filter: &str,
-        delivery: &Arc<Delivery>,
-    ) -> Result<Vec<RetainedMessage>, BrokerError> {
-        let mut store = self.retained.lock().unwrap_or_else(|e| e.into_inner());
-        self.direct.add(filter, delivery);
-        // The drain task closes the delivery before removing its subscriptions.
-        if delivery.is_closed() {
-            self.direct.remove(filter, delivery);
-            return Err(BrokerError::Closed);
+    /// Removes every subscription of a session that ended.
+    pub fn end_session(&self, session: &Arc<Session>) {
+        let subs: Vec<Filter> = session.lock().subs.drain().map(|(_, (f, _))| f).collect();
+        for f in subs {
+            self.router
+                .unsubscribe(session.id, &f.inner, f.group.as_deref());
         }
-        Ok(store.matching(filter))
-    }
-
-    /// Finds the in-process clients a publish goes to directly.
-    fn collect_direct(&self, packet: &Packet, out: &mut Deliveries) {
-        if self.direct.is_empty() {
-            return;
-        }
-        let Packet::Publish(p, props) = packet else {
-            return;
-        };
-        let Ok(topic) = std::str::from_utf8(&p.topic) else {
-            return;
-        };
-        let targets = self.direct.targets(topic);
-        if targets.is_empty() {
-            return;
-        }
-        let message = Message::delivered(&p.topic, p.payload.clone(), props.clone());
-        out.push(message, targets);
-    }
-
-    /// Publishes a will (or any broker-originated message) through the internal link.
-    pub async fn publish_internal(&self, message: Message) -> Result<(), BrokerError> {
-        let item = routed_item(message);
-        let deliveries = {
-            let mut tx = self.internal.lock().await;
-            self.submit_collect(&mut tx, vec![item], false).await?.1
-        };
-        deliveries.deliver();
-        Ok(())
     }
 
     /// Records the hooks' stamps (identity, role) in a publish's user properties, removing
@@ -266,29 +196,6 @@ impl BrokerState {
 
     /// Number of retained messages stored.
     pub fn retained_count(&self) -> usize {
-        self.retained
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
-    }
-}
-
-/// The router item for a message built by the edge (will, in-process publish): a QoS 0
-/// router publish with the retain flag cleared, plus the retained-store effect.
-pub(crate) fn routed_item(message: Message) -> Item {
-    let properties = message.properties.as_ref().map(|p| p.to_publish());
-    let publish = Publish::new(
-        bytes::Bytes::from(message.topic.clone()),
-        message.payload.clone(),
-        false,
-    );
-    let effect = if message.retain {
-        Effect::Retain(message)
-    } else {
-        Effect::None
-    };
-    Item {
-        packet: Packet::Publish(publish, properties),
-        effect,
+        self.retained().len()
     }
 }

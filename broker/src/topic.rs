@@ -1,20 +1,43 @@
 //! Topic names and filters: validation and matching, per MQTT 3.1.1 section 4.7 and
-//! MQTT 5 section 4.7.
-//!
-//! The edge validates every topic and filter itself before rumqttd's router sees it: the
-//! router disconnects a client for a `$` filter and accepts wildcards in topic names.
+//! MQTT 5 section 4.7, within the broker's limits on length and depth.
 
 /// Longest topic or filter MQTT can encode.
 pub const MAX_TOPIC_LEN: usize = 65_535;
 
+/// How long and deep topics and filters may be.
+pub trait TopicLimits {
+    fn max_topic_len(&self) -> usize;
+    fn max_topic_levels(&self) -> usize;
+}
+
+/// MQTT's own limits only.
+pub struct Unlimited;
+
+impl TopicLimits for Unlimited {
+    fn max_topic_len(&self) -> usize {
+        MAX_TOPIC_LEN
+    }
+    fn max_topic_levels(&self) -> usize {
+        usize::MAX
+    }
+}
+
+fn check_size(s: &str, limits: &impl TopicLimits) -> Result<(), &'static str> {
+    if s.len() > limits.max_topic_len() {
+        return Err("longer than max_topic_length");
+    }
+    if s.bytes().filter(|b| *b == b'/').count() + 1 > limits.max_topic_levels() {
+        return Err("more levels than max_topic_levels");
+    }
+    Ok(())
+}
+
 /// Checks a topic name a client publishes to.
-pub fn validate_topic(topic: &str) -> Result<(), &'static str> {
+pub fn validate_topic(topic: &str, limits: &impl TopicLimits) -> Result<(), &'static str> {
     if topic.is_empty() {
         return Err("empty topic name");
     }
-    if topic.len() > MAX_TOPIC_LEN {
-        return Err("topic name longer than 65535 bytes");
-    }
+    check_size(topic, limits)?;
     if topic.contains(['+', '#']) {
         return Err("wildcard in a topic name");
     }
@@ -25,13 +48,11 @@ pub fn validate_topic(topic: &str) -> Result<(), &'static str> {
 }
 
 /// Checks a topic filter a client subscribes to (without a `$share/` prefix).
-pub fn validate_filter(filter: &str) -> Result<(), &'static str> {
+pub fn validate_filter(filter: &str, limits: &impl TopicLimits) -> Result<(), &'static str> {
     if filter.is_empty() {
         return Err("empty topic filter");
     }
-    if filter.len() > MAX_TOPIC_LEN {
-        return Err("topic filter longer than 65535 bytes");
-    }
+    check_size(filter, limits)?;
     if filter.contains('\0') {
         return Err("NUL character in a topic filter");
     }
@@ -56,7 +77,45 @@ pub fn parse_shared(filter: &str) -> Option<Result<(&str, &str), &'static str>> 
     if group.is_empty() || group.contains(['+', '#']) {
         return Some(Err("invalid shared subscription group name"));
     }
-    Some(validate_filter(inner).map(|()| (group, inner)))
+    Some(validate_filter(inner, &Unlimited).map(|()| (group, inner)))
+}
+
+/// Why a filter cannot be subscribed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FilterError {
+    Invalid(&'static str),
+    /// A `$` filter other than `$SYS/...` (`$` topics belong to the server).
+    Reserved,
+}
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FilterError::Invalid(why) => f.write_str(why),
+            FilterError::Reserved => f.write_str("'$' topics other than $SYS are reserved"),
+        }
+    }
+}
+
+/// A filter as written, checked and taken apart.
+pub(crate) fn parse_filter(
+    written: &str,
+    limits: &impl TopicLimits,
+) -> Result<crate::router::subscription::Filter, FilterError> {
+    let (group, inner) = match parse_shared(written) {
+        Some(Ok((g, inner))) => (Some(g.to_string()), inner),
+        Some(Err(e)) => return Err(FilterError::Invalid(e)),
+        None => (None, written),
+    };
+    validate_filter(inner, limits).map_err(FilterError::Invalid)?;
+    if inner.starts_with('$') && !inner.starts_with("$SYS/") && inner != "$SYS" {
+        return Err(FilterError::Reserved);
+    }
+    Ok(crate::router::subscription::Filter {
+        written: written.to_string(),
+        inner: inner.to_string(),
+        group,
+    })
 }
 
 /// Does `topic` match `filter`? Wildcards in the first level never match topics that start
@@ -89,21 +148,22 @@ mod tests {
 
     #[test]
     fn topic_names() {
-        assert!(validate_topic("a/b").is_ok());
-        assert!(validate_topic("/").is_ok());
-        assert!(validate_topic("").is_err());
-        assert!(validate_topic("a/+").is_err());
-        assert!(validate_topic("a/#").is_err());
-        assert!(validate_topic("a\0b").is_err());
+        let v = |t: &str| validate_topic(t, &Unlimited);
+        assert!(v("a/b").is_ok());
+        assert!(v("/").is_ok());
+        assert!(v("").is_err());
+        assert!(v("a/+").is_err());
+        assert!(v("a/#").is_err());
+        assert!(v("a\0b").is_err());
     }
 
     #[test]
     fn filters() {
         for ok in ["#", "+", "a/#", "a/+/c", "+/+", "/+", "a//b"] {
-            assert!(validate_filter(ok).is_ok(), "{ok}");
+            assert!(validate_filter(ok, &Unlimited).is_ok(), "{ok}");
         }
         for bad in ["", "a#", "a/#/b", "a/b+", "++", "#/a"] {
-            assert!(validate_filter(bad).is_err(), "{bad}");
+            assert!(validate_filter(bad, &Unlimited).is_err(), "{bad}");
         }
     }
 

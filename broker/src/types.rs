@@ -87,19 +87,6 @@ impl Properties {
         }
     }
 
-    pub(crate) fn to_publish(&self) -> PublishProperties {
-        PublishProperties {
-            payload_format_indicator: self.payload_format_indicator,
-            message_expiry_interval: self.message_expiry_interval,
-            topic_alias: None,
-            response_topic: self.response_topic.clone(),
-            correlation_data: self.correlation_data.clone(),
-            user_properties: self.user_properties.clone(),
-            subscription_identifiers: Vec::new(),
-            content_type: self.content_type.clone(),
-        }
-    }
-
     pub(crate) fn from_will(p: LastWillProperties) -> Properties {
         Properties {
             payload_format_indicator: p.payload_format_indicator,
@@ -159,26 +146,6 @@ impl Message {
     /// The payload as UTF-8, if it is.
     pub fn payload_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.payload).ok()
-    }
-
-    /// A live message as a subscriber receives it from a router publish: QoS 0 (the edge
-    /// delivers at the subscription's QoS), not retained, no subscription identifiers.
-    pub(crate) fn delivered(
-        topic: &[u8],
-        payload: Bytes,
-        props: Option<rumqttd::protocol::PublishProperties>,
-    ) -> Message {
-        let properties = props.map(|mut p| {
-            p.subscription_identifiers.clear();
-            Properties::from_publish(p)
-        });
-        Message {
-            topic: String::from_utf8_lossy(topic).into_owned(),
-            payload,
-            qos: QoS::AtMostOnce,
-            retain: false,
-            properties: properties.filter(|p| !p.is_empty()),
-        }
     }
 
     pub(crate) fn from_will(will: LastWill, props: Option<LastWillProperties>) -> Option<Message> {

@@ -115,6 +115,21 @@ async fn empty_retained_publish_deletes_only_that_topic() {
         Some("b")
     );
     assert_eq!(broker.handle().retained_count(), 1);
+    let p = v4(hcore_tests::broker::addr(&broker), "counter").await;
+    for i in 0..100u32 {
+        p.client
+            .publish(
+                "race/tcp",
+                rumqttc::QoS::AtMostOnce,
+                true,
+                i.to_be_bytes().to_vec(),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    eprintln!("metrics {:?}", broker.metrics());
+    assert_eq!(broker.handle().retained_count(), 2);
     broker.shutdown().await;
 }
 

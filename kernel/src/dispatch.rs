@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hcore_client::protocol::{
     payload_call_key, validate_state_key, ErrorCode, Incoming, Manifest, MethodName, Parsed,
-    PluginStatus, ReplyTo, RpcError, Topics, IDENTITY_PROPERTY,
+    PluginStatus, ReplyTo, RpcError, Topics, IDENTITY_PROPERTY, KERNEL_SERVICES,
 };
 use hcore_client::Message;
 use serde_json::Value;
@@ -84,9 +84,10 @@ impl Core {
             tracing::debug_span!("call", caller, method = %format_args!("{service}.{method}"))
                 .entered();
         let name = MethodName::from_parts(service, method);
-        let provided = name.as_ref().is_ok_and(|n| {
-            !n.is_kernel() && self.services.calls.registry().is_provided(n.as_str())
-        });
+        let provided = !KERNEL_SERVICES.contains(&service)
+            && name
+                .as_ref()
+                .is_ok_and(|n| self.services.calls.registry().is_provided(n.as_str()));
         let incoming = match Incoming::read(
             &self.topics,
             caller,

@@ -36,6 +36,10 @@ impl Publisher for KernelLink {
                 tracing::warn!(topic = %m.topic, "kernel not connected yet; message dropped");
                 return;
             };
+            // At once when the connection takes it, else wait for it.
+            let Err(m) = client.try_publish_message(m) else {
+                return;
+            };
             if let Err(e) = client.publish_message(m).await {
                 tracing::warn!(error = %e, "kernel publish failed");
             }

@@ -183,8 +183,12 @@ impl Hooks for KernelPolicy {
     }
 
     fn stamps(&self, client: &ClientInfo, topic: &str, stamp: &mut dyn FnMut(&'static str, &str)) {
-        if topic.starts_with(&self.prefix) {
-            stamp(IDENTITY_PROPERTY, &client.client_id);
+        let Some(rest) = topic.strip_prefix(&self.prefix) else {
+            return;
+        };
+        stamp(IDENTITY_PROPERTY, &client.client_id);
+        // The role matters only to the kernel, for calls.
+        if rest.starts_with("call/") {
             stamp(ROLE_PROPERTY, self.role(client));
         }
     }

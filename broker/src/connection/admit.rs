@@ -1,8 +1,10 @@
 //! Deciding whether a CONNECT is accepted: client id, will, authentication hook, session
-//! takeover, and the router link. A refusal gets a CONNACK with the reason code of the
-//! client's protocol version before the socket closes.
+//! takeover, and the session it gets (a resumed persistent one, or a new one). A refusal
+//! gets a CONNACK with the reason code of the client's protocol version before the socket
+//! closes.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
@@ -11,8 +13,7 @@ use tokio::net::TcpStream;
 use super::handshake::ConnectRequest;
 use crate::hooks::{ClientInfo, ConnectInfo, ConnectRefusal};
 use crate::metrics::Metrics;
-use crate::router::Link;
-use crate::sessions::{router_id, SessionClaim};
+use crate::sessions::{Opened, QueueLimits, Session, SessionClaim};
 use crate::state::BrokerState;
 use crate::topic::validate_topic;
 use crate::types::{Message, Protocol};
@@ -22,14 +23,17 @@ use crate::wire::encode::{self, reason, ConnAckProps};
 pub(crate) struct Admitted {
     pub info: ClientInfo,
     pub claim: SessionClaim,
-    pub link: Link,
+    pub opened: Opened,
     pub will: Option<Message>,
     pub will_delay: u32,
+    /// Keep-alive in force (the client's, or the server's when it imposes one).
     pub keep_alive: u16,
-    pub persistent: bool,
+    /// The server's keep-alive, when it overrides the client's (MQTT 5 CONNACK).
+    pub server_keep_alive: Option<u16>,
     pub assigned_id: bool,
     pub client_receive_max: Option<u16>,
     pub client_max_packet: Option<u32>,
+    pub client_topic_aliases: u16,
 }
 
 /// Why a CONNECT is refused, with the CONNACK codes for both protocol versions.
@@ -80,23 +84,67 @@ pub(crate) async fn admit(
     }
 }
 
+/// The will of a CONNECT, checked like a publish.
+fn will_of(
+    st: &BrokerState,
+    info: &ClientInfo,
+    req: &mut ConnectRequest,
+) -> Result<(Option<Message>, u32), Refusal> {
+    let Some((will, props)) = req.will.take() else {
+        return Ok((None, 0));
+    };
+    let delay = props.as_ref().and_then(|p| p.delay_interval).unwrap_or(0);
+    let Some(message) = Message::from_will(will, props) else {
+        return Err(Refusal::new(
+            reason::v311::NOT_AUTHORIZED,
+            reason::TOPIC_NAME_INVALID,
+            "will topic is not UTF-8",
+        ));
+    };
+    if let Err(e) = validate_topic(&message.topic, &st.config) {
+        return Err(Refusal::new(
+            reason::v311::NOT_AUTHORIZED,
+            reason::TOPIC_NAME_INVALID,
+            format!("will topic: {e}"),
+        ));
+    }
+    if message.payload.len() > st.config.max_packet_size {
+        return Err(Refusal::new(
+            reason::v311::NOT_AUTHORIZED,
+            reason::PACKET_TOO_LARGE,
+            "will larger than max_packet_size",
+        ));
+    }
+    if message.topic.starts_with('$') || !st.hooks.authorize_publish(info, &message.topic) {
+        return Err(Refusal::new(
+            reason::v311::NOT_AUTHORIZED,
+            reason::NOT_AUTHORIZED,
+            format!("not authorized to publish the will to {}", message.topic),
+        ));
+    }
+    Ok((Some(message), delay))
+}
+
 async fn try_admit(
     st: &BrokerState,
-    req: ConnectRequest,
+    mut req: ConnectRequest,
     peer: SocketAddr,
 ) -> Result<Admitted, Refusal> {
     let proto = req.proto;
-    let v5_expiry = req
-        .properties
+    let props = req.properties.take();
+    // MQTT 5: a session outlives the connection only with a session expiry interval;
+    // MQTT 3.1.1: a session without clean-session does, for `session_expiry_secs`.
+    let v5_expiry = props
         .as_ref()
         .and_then(|p| p.session_expiry_interval)
         .unwrap_or(0);
-    // MQTT 5: a session outlives the connection only with a session expiry interval.
-    let persistent = match proto {
-        Protocol::V5 => v5_expiry > 0,
-        _ => !req.clean_start,
+    let expiry_secs = match proto {
+        Protocol::V5 => v5_expiry.min(st.config.max_session_expiry_secs),
+        _ if req.clean_start => 0,
+        _ => st.config.session_expiry_secs,
     };
-    let mut client_id = req.client_id;
+    let persistent = expiry_secs > 0;
+    let mut client_id = std::mem::take(&mut req.client_id);
     let assigned_id = client_id.is_empty();
     if assigned_id {
         if proto != Protocol::V5 && !req.clean_start {
@@ -140,77 +188,49 @@ async fn try_admit(
         peer: Some(peer),
         protocol: proto,
     };
-    let (will, will_delay) = match req.will {
-        Some((will, props)) => {
-            let delay = props.as_ref().and_then(|p| p.delay_interval).unwrap_or(0);
-            let Some(message) = Message::from_will(will, props) else {
-                return Err(Refusal::new(
-                    reason::v311::NOT_AUTHORIZED,
-                    reason::TOPIC_NAME_INVALID,
-                    "will topic is not UTF-8",
-                ));
-            };
-            if let Err(e) = validate_topic(&message.topic) {
-                return Err(Refusal::new(
-                    reason::v311::NOT_AUTHORIZED,
-                    reason::TOPIC_NAME_INVALID,
-                    format!("will topic: {e}"),
-                ));
-            }
-            if message.topic.starts_with('$') || !st.hooks.authorize_publish(&info, &message.topic)
-            {
-                return Err(Refusal::new(
-                    reason::v311::NOT_AUTHORIZED,
-                    reason::NOT_AUTHORIZED,
-                    format!("not authorized to publish the will to {}", message.topic),
-                ));
-            }
-            (Some(message), delay)
-        }
-        None => (None, 0),
-    };
+    let (will, will_delay) = will_of(st, &info, &mut req)?;
     let (claim, took_over) = st.sessions.claim(&client_id).await;
     if took_over {
         Metrics::inc(&st.metrics.takeovers);
         tracing::info!(client_id, %peer, "session taken over by a new connection");
     }
     st.sessions.cancel_delayed_will(&client_id);
-    let rid = router_id(&client_id);
-    if req.clean_start && persistent {
-        // MQTT 5 clean start with a session expiry: discard the old session, then keep
-        // the new one. The router only knows "clean" or "persistent", so purge first.
-        if let Ok(mut purge) = st.router.link(rid.clone(), true).await {
-            let disconnect = rumqttd::protocol::Packet::Disconnect(
-                rumqttd::protocol::Disconnect {
-                    reason_code: rumqttd::protocol::DisconnectReasonCode::NormalDisconnection,
-                },
-                None,
-            );
-            let _ = st.router.push(&mut purge.tx, vec![disconnect]);
-        }
-    }
-    let link = match st.router.link(rid, !persistent).await {
-        Ok(link) => link,
-        Err(e) => {
-            st.sessions.release(&claim);
-            return Err(Refusal::new(
-                reason::v311::SERVER_UNAVAILABLE,
-                reason::SERVER_UNAVAILABLE,
-                format!("router has no room for this connection ({e})"),
-            ));
-        }
+    let limits = QueueLimits {
+        messages: st.config.max_queued_messages,
+        bytes: st.config.max_queued_bytes,
     };
-    let props = req.properties.as_ref();
+    let opened = st.sessions.open(&client_id, req.clean_start, || {
+        Session::new(
+            st.next_session_id(),
+            info.clone(),
+            persistent,
+            Duration::from_secs(u64::from(expiry_secs)),
+            limits,
+        )
+    });
+    if let Some(old) = &opened.replaced {
+        st.end_session(old);
+    }
+    if opened.resumed {
+        let mut state = opened.session.lock();
+        state.persistent = persistent;
+        state.expiry = Duration::from_secs(u64::from(expiry_secs));
+    }
+    let server_keep_alive = st
+        .config
+        .max_keep_alive_secs
+        .filter(|max| req.keep_alive == 0 || req.keep_alive > *max);
     Ok(Admitted {
         info,
         claim,
-        link,
+        opened,
         will,
         will_delay,
-        keep_alive: req.keep_alive,
-        persistent,
+        keep_alive: server_keep_alive.unwrap_or(req.keep_alive),
+        server_keep_alive: server_keep_alive.filter(|_| proto == Protocol::V5),
         assigned_id,
-        client_receive_max: props.and_then(|p| p.receive_maximum),
-        client_max_packet: props.and_then(|p| p.max_packet_size),
+        client_receive_max: props.as_ref().and_then(|p| p.receive_maximum),
+        client_max_packet: props.as_ref().and_then(|p| p.max_packet_size),
+        client_topic_aliases: props.as_ref().and_then(|p| p.topic_alias_max).unwrap_or(0),
     })
 }

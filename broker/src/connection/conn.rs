@@ -1,18 +1,14 @@
-//! One network connection's state, shared by the halves of its loop (`session`,
-//! `inbound`, `outbound`, `subscribe`), and why a connection ends.
+//! One network connection's state, shared by the parts of its loop (`run`, `inbound`,
+//! `subscribe`), and why a connection ends.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use rumqttd::local::LinkTx;
-
-use super::outbox::Outbox;
-use super::suback::PendingSub;
-use crate::gaps::FilterIndex;
+use crate::endpoint::outbox::Outbox;
+use crate::endpoint::Endpoint;
 use crate::hooks::ClientInfo;
-use crate::pressure::PressureFlag;
+use crate::sessions::Session;
 use crate::state::BrokerState;
-use crate::subs::Subscriptions;
 use crate::types::{Message, Protocol};
 use crate::wire::encode::reason;
 
@@ -31,7 +27,6 @@ pub(super) enum Close {
         code: u8,
         why: String,
     },
-    RouterGone,
     TakenOver,
     Shutdown,
 }
@@ -61,23 +56,19 @@ impl Close {
     }
 }
 
-/// Connection state shared by the inbound and outbound halves of the loop.
+/// Connection state.
 pub(super) struct Conn {
     pub st: Arc<BrokerState>,
     pub proto: Protocol,
     pub info: ClientInfo,
-    pub tx: LinkTx,
+    pub session: Arc<Session>,
+    pub endpoint: Arc<Endpoint>,
     pub outbox: Arc<Outbox>,
-    pub subs: Subscriptions,
+    /// Inbound MQTT 5 topic aliases.
     pub aliases: HashMap<u16, String>,
-    pub pending_subacks: HashMap<u16, VecDeque<PendingSub>>,
-    /// QoS 2 publishes refused by authorization (v3.1.1): their PUBREL is answered here.
-    pub refused_qos2: HashSet<u16>,
-    pub filters: FilterIndex,
-    pub pressure: PressureFlag,
-    pub router_alive: bool,
+    /// Inbound QoS 2 publishes received and not yet released (their PUBREL is due).
+    pub qos2_in: HashSet<u16>,
     pub refused_logged: bool,
     pub will: Option<Message>,
     pub will_delay: u32,
-    pub persistent: bool,
 }

@@ -59,6 +59,7 @@ pub(crate) async fn read_connect(
                 return None;
             }
             Ok(Ok(0)) if buf.is_empty() => {
+                Metrics::inc(&st.metrics.connections_refused);
                 tracing::debug!(%peer, "connection closed before sending anything");
                 return None;
             }

@@ -1,5 +1,6 @@
-//! Packets from the client: framing, decoding, validation, authorization, and the hand-off
-//! to the router as one batch per socket read.
+//! Packets from the client: framing, decoding, validation, authorization, and routing,
+//! all on the connection's own task, one socket read at a time. The outboxes a read's
+//! publishes were delivered to are written once at its end.
 //!
 //! Anything malformed or against the protocol closes this connection only (with a v5
 //! DISCONNECT reason where there is one) and is logged. A PUBLISH refused by the
@@ -7,83 +8,77 @@
 //! 2 PUBREC 0x87 (MQTT 5); MQTT 3.1.1 has no way to say no, so it gets a normal ack.
 
 use bytes::{Bytes, BytesMut};
-use rumqttd::protocol::{Packet, PubRel, Publish, PublishProperties};
+use rumqttd::protocol::{Packet, Publish, PublishProperties};
 
 use super::conn::{Close, Conn};
+use crate::endpoint::Touched;
 use crate::metrics::Metrics;
-use crate::state::{Effect, Item};
+use crate::router::publication::Publication;
 use crate::topic::validate_topic;
 use crate::types::{Message, Properties, Protocol, QoS};
 use crate::wire::decode::{self, publish_qos_pkid};
 use crate::wire::encode::{self, reason, AckKind};
-use crate::wire::frame::{self, packet_type, FrameError};
+use crate::wire::frame::{self, packet_type, FixedHeader, FrameError};
 
 impl Conn {
-    /// Handles every complete packet in `buf`.
-    pub(super) async fn on_readable(&mut self, buf: &mut BytesMut) -> Result<(), Close> {
-        let mut items = Vec::new();
-        let mut targets = Vec::new();
-        let mut result = Ok(());
+    /// Handles every complete packet in `buf`; the outboxes delivered to are in `touched`.
+    pub(super) fn on_readable(
+        &mut self,
+        buf: &mut BytesMut,
+        touched: &mut Touched,
+    ) -> Result<(), Close> {
         loop {
             let header = match frame::parse_header(buf, self.st.config.max_packet_size) {
                 Ok(Some(h)) if buf.len() >= h.frame_len() => h,
-                Ok(_) => break,
+                Ok(_) => return Ok(()),
                 Err(e @ FrameError::TooLarge { .. }) => {
-                    result = Err(Close::violation(reason::PACKET_TOO_LARGE, e.to_string()));
-                    break;
+                    return Err(Close::violation(reason::PACKET_TOO_LARGE, e.to_string()))
                 }
-                Err(e) => {
-                    result = Err(Close::violation(reason::MALFORMED_PACKET, e.to_string()));
-                    break;
-                }
+                Err(e) => return Err(Close::violation(reason::MALFORMED_PACKET, e.to_string())),
             };
-            if let Err(e) = frame::check_client_packet(&header) {
-                let code = if header.packet_type() == packet_type::CONNECT {
-                    reason::PROTOCOL_ERROR
-                } else {
-                    reason::MALFORMED_PACKET
-                };
-                result = Err(Close::violation(code, e));
-                break;
-            }
-            if header.packet_type() == packet_type::CONNECT {
-                result = Err(Close::violation(reason::PROTOCOL_ERROR, "second CONNECT"));
-                break;
-            }
-            let (qos, pkid) = if header.packet_type() == packet_type::PUBLISH {
-                publish_qos_pkid(buf, &header)
+            self.on_frame(buf, &header, touched)?;
+        }
+    }
+
+    fn on_frame(
+        &mut self,
+        buf: &mut BytesMut,
+        header: &FixedHeader,
+        touched: &mut Touched,
+    ) -> Result<(), Close> {
+        if let Err(e) = frame::check_client_packet(header) {
+            let code = if header.packet_type() == packet_type::CONNECT {
+                reason::PROTOCOL_ERROR
             } else {
-                (QoS::AtMostOnce, 0)
+                reason::MALFORMED_PACKET
             };
-            let frame = buf.split_to(header.frame_len());
-            let packet = match decode::decode(self.proto, frame) {
-                Ok(p) => p,
-                Err(e) => {
-                    result = Err(Close::violation(reason::MALFORMED_PACKET, e.0));
-                    break;
-                }
-            };
-            if let Err(close) = self.on_packet(packet, qos, pkid, &mut items, &mut targets) {
-                result = Err(close);
-                break;
-            }
+            return Err(Close::violation(code, e));
         }
-        // Packets before a bad one still count: hand them over first.
-        if !items.is_empty() && self.router_alive {
-            match self
-                .st
-                .submit(&mut self.tx, items, self.pressure.is_on())
-                .await
-            {
-                Ok(snapshots) => self.attach_snapshots(targets, snapshots),
-                Err(e) => {
-                    tracing::warn!(error = %e, "router link failed");
-                    self.router_alive = false;
-                    return Err(Close::RouterGone);
-                }
+        match header.packet_type() {
+            packet_type::CONNECT => {
+                return Err(Close::violation(reason::PROTOCOL_ERROR, "second CONNECT"))
             }
+            // Read by the edge: the codec refuses an MQTT 5 DISCONNECT that has a reason
+            // code but no properties (`e0 01 04`, as mosquitto_rr sends), which is valid.
+            packet_type::DISCONNECT => {
+                let frame = buf.split_to(header.frame_len());
+                let code = frame.get(header.header_len).copied().unwrap_or(0);
+                return Err(match code {
+                    reason::DISCONNECT_WITH_WILL => Close::WithWill,
+                    _ => Close::Clean,
+                });
+            }
+            _ => {}
         }
-        result
+        let (qos, pkid) = if header.packet_type() == packet_type::PUBLISH {
+            publish_qos_pkid(buf, header)
+        } else {
+            (QoS::AtMostOnce, 0)
+        };
+        let frame = buf.split_to(header.frame_len());
+        let packet = decode::decode(self.proto, frame)
+            .map_err(|e| Close::violation(reason::MALFORMED_PACKET, e.0))?;
+        self.on_packet(packet, qos, pkid, touched)
     }
 
     fn on_packet(
@@ -91,11 +86,10 @@ impl Conn {
         packet: Packet,
         qos: QoS,
         pkid: u16,
-        items: &mut Vec<Item>,
-        targets: &mut Vec<super::suback::SnapshotTarget>,
+        touched: &mut Touched,
     ) -> Result<(), Close> {
         match packet {
-            Packet::Publish(publish, props) => self.on_publish(publish, props, qos, pkid, items),
+            Packet::Publish(publish, props) => self.on_publish(publish, props, qos, pkid, touched),
             Packet::PubAck(ack, _) => {
                 self.client_ack(AckKind::PubAck, ack.pkid);
                 Ok(())
@@ -109,36 +103,25 @@ impl Conn {
                 Ok(())
             }
             Packet::PubRel(rel, _) => {
-                if self.refused_qos2.remove(&rel.pkid) {
-                    let proto = self.proto;
-                    self.outbox
-                        .lock()
-                        .control(|b| encode::ack(proto, AckKind::PubComp, rel.pkid, 0, b));
+                let known = self.qos2_in.remove(&rel.pkid);
+                let code = if known || self.proto != Protocol::V5 {
+                    reason::SUCCESS
                 } else {
-                    // rumqttd ignores a PUBREL that carries properties: strip them.
-                    let rel = PubRel {
-                        pkid: rel.pkid,
-                        reason: rel.reason,
-                    };
-                    items.push(Item::plain(Packet::PubRel(rel, None)));
-                }
+                    reason::PACKET_ID_NOT_FOUND
+                };
+                let proto = self.proto;
+                self.outbox
+                    .control(|b| encode::ack(proto, AckKind::PubComp, rel.pkid, code, b));
                 Ok(())
             }
-            Packet::Subscribe(sub, props) => self.on_subscribe(sub, props, items, targets),
+            Packet::Subscribe(sub, props) => self.on_subscribe(sub, props, touched),
             Packet::Unsubscribe(unsub, _) => {
-                self.on_unsubscribe(unsub, items);
+                self.on_unsubscribe(unsub);
                 Ok(())
             }
             Packet::PingReq(_) => {
-                self.outbox.lock().control(encode::pingresp);
+                self.outbox.control(encode::pingresp);
                 Ok(())
-            }
-            Packet::Disconnect(d, _) => {
-                use rumqttd::protocol::DisconnectReasonCode as D;
-                Err(match d.reason_code {
-                    D::DisconnectWithWillMessage => Close::WithWill,
-                    _ => Close::Clean,
-                })
             }
             other => Err(Close::violation(
                 reason::PROTOCOL_ERROR,
@@ -147,9 +130,9 @@ impl Conn {
         }
     }
 
-    /// The client acknowledged a QoS 1/2 message (all of them are the edge's).
+    /// The client acknowledged a QoS 1/2 message.
     fn client_ack(&mut self, kind: AckKind, pkid: u16) {
-        if !self.outbox.lock().on_ack(kind, pkid) {
+        if !self.outbox.on_ack(kind, pkid) {
             tracing::debug!(
                 pkid,
                 ?kind,
@@ -164,25 +147,24 @@ impl Conn {
         mut props: Option<PublishProperties>,
         qos: QoS,
         pkid: u16,
-        items: &mut Vec<Item>,
+        touched: &mut Touched,
     ) -> Result<(), Close> {
         Metrics::inc(&self.st.metrics.publishes_received);
         if let Some(alias) = props.as_mut().and_then(|p| p.topic_alias.take()) {
             self.resolve_alias(&mut publish, alias)?;
         }
-        let topic = match std::str::from_utf8(&publish.topic) {
-            Ok(t) => t.to_string(),
-            Err(_) => {
-                return Err(Close::violation(
+        let topic = std::str::from_utf8(&publish.topic)
+            .map_err(|_| {
+                Close::violation(
                     reason::TOPIC_NAME_INVALID,
                     "PUBLISH topic is not valid UTF-8",
-                ))
-            }
-        };
-        if let Err(e) = validate_topic(&topic) {
+                )
+            })?
+            .to_string();
+        if let Err(e) = validate_topic(&topic, &self.st.config) {
             return Err(Close::violation(
                 reason::TOPIC_NAME_INVALID,
-                format!("PUBLISH to {topic:?}: {e}"),
+                format!("PUBLISH to {:.100}: {e}", topic),
             ));
         }
         if props
@@ -194,28 +176,58 @@ impl Conn {
                 "PUBLISH from a client carries a subscription identifier",
             ));
         }
+        if qos == QoS::ExactlyOnce && self.qos2_in.contains(&pkid) {
+            // A re-sent QoS 2 publish not yet released: acknowledged, not delivered again.
+            return self.ack_publish(qos, pkid, reason::SUCCESS);
+        }
+        if qos == QoS::ExactlyOnce
+            && self.qos2_in.len() >= usize::from(self.st.config.receive_maximum)
+        {
+            return Err(Close::violation(
+                reason::RECEIVE_MAXIMUM_EXCEEDED,
+                "more QoS 2 publishes in flight than the receive maximum",
+            ));
+        }
         if topic.starts_with('$') || !self.st.hooks.authorize_publish(&self.info, &topic) {
             self.refuse_publish(&topic, qos, pkid);
             return Ok(());
         }
         self.st.stamp(&self.info, &topic, &mut props);
-        let props = props.filter(|p| *p != PublishProperties::default());
-        let effect = if publish.retain {
-            publish.retain = false;
-            Effect::Retain(Message {
-                topic,
-                payload: publish.payload.clone(),
-                qos,
-                retain: true,
-                properties: props.clone().map(Properties::from_publish),
-            })
-        } else {
-            Effect::None
+        let properties = props
+            .map(Properties::from_publish)
+            .filter(|p| !p.is_empty());
+        let message = Message {
+            topic,
+            payload: publish.payload,
+            qos,
+            retain: publish.retain,
+            properties,
         };
-        items.push(Item {
-            packet: Packet::Publish(publish, props),
-            effect,
-        });
+        let routed = self.st.publish(
+            Publication::new(message, self.session.id),
+            &self.info.client_id,
+            touched,
+        );
+        let code = match routed {
+            Err(_) if self.proto == Protocol::V5 => reason::QUOTA_EXCEEDED,
+            Ok(0) if self.proto == Protocol::V5 => reason::NO_MATCHING_SUBSCRIBERS,
+            _ => reason::SUCCESS,
+        };
+        if qos == QoS::ExactlyOnce {
+            self.qos2_in.insert(pkid);
+        }
+        self.ack_publish(qos, pkid, code)
+    }
+
+    fn ack_publish(&self, qos: QoS, pkid: u16, code: u8) -> Result<(), Close> {
+        let proto = self.proto;
+        let kind = match qos {
+            QoS::AtMostOnce => return Ok(()),
+            QoS::AtLeastOnce => AckKind::PubAck,
+            QoS::ExactlyOnce => AckKind::PubRec,
+        };
+        self.outbox
+            .control(|b| encode::ack(proto, kind, pkid, code, b));
         Ok(())
     }
 
@@ -255,26 +267,15 @@ impl Conn {
         } else {
             tracing::debug!(topic, "publish not authorized; dropped");
         }
-        let proto = self.proto;
-        let code = if proto == Protocol::V5 {
+        let code = if self.proto == Protocol::V5 {
             reason::NOT_AUTHORIZED
         } else {
             reason::SUCCESS
         };
-        match qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self
-                .outbox
-                .lock()
-                .control(|b| encode::ack(proto, AckKind::PubAck, pkid, code, b)),
-            QoS::ExactlyOnce => {
-                if proto != Protocol::V5 {
-                    self.refused_qos2.insert(pkid);
-                }
-                self.outbox
-                    .lock()
-                    .control(|b| encode::ack(proto, AckKind::PubRec, pkid, code, b));
-            }
+        if qos == QoS::ExactlyOnce {
+            // Its PUBREL is answered like any other.
+            self.qos2_in.insert(pkid);
         }
+        let _ = self.ack_publish(qos, pkid, code);
     }
 }

@@ -1,13 +1,11 @@
-//! The network edge for one TCP connection: handshake, admission, then the session loop.
+//! The network edge for one TCP connection: handshake, admission, then the connection's
+//! loop.
 
 mod admit;
 mod conn;
 mod handshake;
 mod inbound;
-mod outbound;
-pub(crate) mod outbox;
-mod session;
-mod suback;
+mod run;
 mod subscribe;
 
 use std::net::SocketAddr;
@@ -32,7 +30,7 @@ pub(crate) async fn serve(st: Arc<BrokerState>, mut stream: TcpStream, peer: Soc
     let Some(admitted) = admit::admit(&st, &mut stream, connect, peer).await else {
         return;
     };
-    session::run(st, stream, buf, admitted).await;
+    run::run(st, stream, buf, admitted).await;
 }
 
 async fn shutdown_signal(st: &BrokerState) {

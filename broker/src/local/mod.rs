@@ -1,41 +1,34 @@
 //! In-process clients: the kernel and in-process plugins publish, subscribe and receive
-//! without TCP, with the same rules as network clients (validation, authorization hooks,
-//! retained messages, wills, takeover by client id). Their publishes go through the router
-//! like anyone's; their plain subscriptions are matched at the edge and delivered on the
-//! publisher's task (`direct`); shared subscriptions go through the router.
+//! without TCP, with the same rules as network clients (validation, limits, authorization
+//! hooks, retained messages, wills, takeover by client id) and through the same router:
+//! a publish is routed on the caller's task, and the client receives in line (a sink) or
+//! through a bounded queue (`LocalReceiver`).
 //!
-//! rumqttd's local links have no flow control of their own: when a link's buffer holds 200
-//! notifications the router pauses it until it is woken, and a dropped link is never
-//! disconnected (its will is lost). A drain task per client handles both: it takes
-//! notifications as fast as they arrive and wakes the router, and when every handle is
-//! gone it publishes the will and disconnects the link. A queue-mode receiver that falls
-//! more than `local_queue_limit` messages behind loses the newest ones, counted in
-//! `dropped_slow_subscriber`.
+//! A task per client (`task`) makes the deliveries nested too deeply to make in line, and
+//! cleans up when the client goes: a client dropped without `disconnect` publishes its
+//! will, like a network client whose socket dies.
 
-use std::collections::HashMap;
+mod task;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use rumqttd::local::LinkTx;
-use rumqttd::protocol::{Packet, Unsubscribe};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-mod drain;
-
-use drain::{Control, Drain};
-
-use crate::direct::{Delivery, LocalSink};
+use crate::endpoint::local::{LocalOutlet, LocalSink};
+use crate::endpoint::{Endpoint, Outlet, Touched};
 use crate::error::BrokerError;
 use crate::hooks::ClientInfo;
 use crate::metrics::Metrics;
-use crate::pressure::PressureFlag;
-use crate::retained::RetainedMessage;
-use crate::router::router_subscribe;
-use crate::sessions::router_id;
-use crate::state::{routed_item, BrokerState, Item};
-use crate::subs::{router_filter, SubOpts};
-use crate::topic::{parse_shared, validate_filter, validate_topic};
+use crate::router::publication::Publication;
+use crate::router::subscription::SubOptions;
+use crate::sessions::{QueueLimits, Session};
+use crate::state::BrokerState;
+use crate::topic::{parse_filter, validate_topic};
 use crate::types::{Message, Protocol, QoS};
+
+use task::{Control, LocalTask};
 
 /// Options for an in-process client.
 #[derive(Clone, Default)]
@@ -62,26 +55,15 @@ impl std::fmt::Debug for LocalOptions {
 struct Shared {
     st: Arc<BrokerState>,
     info: ClientInfo,
-    tx: Arc<Mutex<LinkTx>>,
+    session: Arc<Session>,
+    endpoint: Arc<Endpoint>,
     control: mpsc::UnboundedSender<Control>,
-    next_pkid: std::sync::Mutex<u16>,
-    /// Where each of the client's filters is matched.
-    filters: std::sync::Mutex<HashMap<String, Route>>,
-    delivery: Arc<Delivery>,
-    /// One subscription opens at a time (see `Delivery::hold`).
+    /// One subscription opens at a time (see `Endpoint::hold`).
     subscribing: Mutex<()>,
 }
 
-/// Where a subscription is matched.
-enum Route {
-    /// At the edge (`direct`): the filter as given.
-    Direct(String),
-    /// By the router (shared subscriptions): the router's filter.
-    Router(String),
-}
-
 /// Publishes and subscribes for one in-process client. Cheap to clone; the client
-/// disconnects (publishing its will) when the last clone and its receiver's task see it go.
+/// disconnects (publishing its will) when the last clone is dropped.
 #[derive(Clone)]
 pub struct LocalClient {
     shared: Arc<Shared>,
@@ -113,6 +95,13 @@ impl LocalReceiver {
     }
 }
 
+fn invalid(what: &'static str, reason: impl ToString) -> BrokerError {
+    BrokerError::Invalid {
+        what,
+        reason: reason.to_string(),
+    }
+}
+
 /// Connects an in-process client (called through `Broker::local_client`).
 pub(crate) async fn connect(
     st: Arc<BrokerState>,
@@ -120,10 +109,7 @@ pub(crate) async fn connect(
     options: LocalOptions,
 ) -> Result<(LocalClient, LocalReceiver), BrokerError> {
     if client_id.is_empty() {
-        return Err(BrokerError::Invalid {
-            what: "client id",
-            reason: "empty".into(),
-        });
+        return Err(invalid("client id", "empty"));
     }
     let info = ClientInfo {
         client_id: client_id.to_string(),
@@ -132,7 +118,7 @@ pub(crate) async fn connect(
         protocol: Protocol::Local,
     };
     if let Some(will) = &options.will {
-        validate_topic(&will.topic).map_err(|e| invalid("will topic", e))?;
+        validate_topic(&will.topic, &st.config).map_err(|e| invalid("will topic", e))?;
         if !st.hooks.authorize_publish(&info, &will.topic) {
             return Err(BrokerError::NotAuthorized(format!(
                 "will topic {}",
@@ -145,78 +131,58 @@ pub(crate) async fn connect(
         Metrics::inc(&st.metrics.takeovers);
     }
     st.sessions.cancel_delayed_will(client_id);
-    let link = match st.router.link(router_id(client_id), true).await {
-        Ok(l) => l,
-        Err(e) => {
-            st.sessions.release(&claim);
-            return Err(e);
-        }
+    let limits = QueueLimits {
+        messages: st.config.max_queued_messages,
+        bytes: st.config.max_queued_bytes,
     };
-    let tx = Arc::new(Mutex::new(link.tx));
-    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let opened = st.sessions.open(client_id, true, || {
+        Session::new(
+            st.next_session_id(),
+            info.clone(),
+            false,
+            Duration::ZERO,
+            limits,
+        )
+    });
+    if let Some(old) = &opened.replaced {
+        st.end_session(old);
+    }
+    let session = opened.session;
     let (msg_tx, msg_rx) = mpsc::unbounded_channel();
-    let (deferred_tx, deferred_rx) = mpsc::unbounded_channel();
+    let (deferred_tx, deferred_rx) = mpsc::channel(st.config.local_queue_limit);
     let queued = Arc::new(AtomicUsize::new(0));
-    let delivery = Arc::new(Delivery::new(
-        st.delivery_rules.clone(),
-        info.clone(),
+    let outlet = LocalOutlet::new(
+        client_id,
         options.sink,
         msg_tx,
         queued.clone(),
+        st.config.local_queue_limit,
         deferred_tx,
-    ));
+        st.metrics.clone(),
+    );
+    let endpoint = Arc::new(Endpoint::new(Outlet::Local(outlet)));
+    session.lock().endpoint = Some(endpoint.clone());
     Metrics::inc(&st.metrics.clients_connected);
     tracing::debug!(client_id, "in-process client connected");
-    let drain = Drain {
+    let (control_tx, control_rx) = mpsc::unbounded_channel();
+    let task = LocalTask {
         st: st.clone(),
-        client_id: client_id.to_string(),
-        tx: tx.clone(),
-        delivery: delivery.clone(),
-        pending: HashMap::new(),
+        info: info.clone(),
+        session: session.clone(),
+        endpoint: endpoint.clone(),
         will: options.will,
-        pressure: PressureFlag::new(st.pressure.clone()),
-        disconnect_requested: None,
-        task: st.tasks.enter(),
+        guard: st.tasks.enter(),
     };
-    tokio::spawn(drain.run(link.rx, control_rx, deferred_rx, claim));
+    tokio::spawn(task.run(control_rx, deferred_rx, claim));
     let shared = Arc::new(Shared {
         st,
         info,
-        tx,
+        session,
+        endpoint,
         control: control_tx,
-        next_pkid: std::sync::Mutex::new(0),
-        filters: std::sync::Mutex::new(HashMap::new()),
-        delivery,
         subscribing: Mutex::new(()),
     });
     Ok((LocalClient { shared }, LocalReceiver { rx: msg_rx, queued }))
-}
-
-/// Hands one control packet (no retained effect) to the router.
-async fn submit_control(
-    st: &BrokerState,
-    tx: &mut LinkTx,
-    packet: Packet,
-) -> Result<(), BrokerError> {
-    st.submit(tx, vec![Item::plain(packet)], false)
-        .await
-        .map(|_| ())
-}
-
-/// A retained message as a new subscriber gets it: with its remaining expiry.
-fn retained_delivery(r: RetainedMessage) -> Message {
-    let mut message = r.message;
-    if let (Some(p), Some(left)) = (message.properties.as_mut(), r.remaining_expiry) {
-        p.message_expiry_interval = Some(left);
-    }
-    message
-}
-
-fn invalid(what: &'static str, reason: &str) -> BrokerError {
-    BrokerError::Invalid {
-        what,
-        reason: reason.to_string(),
-    }
 }
 
 impl LocalClient {
@@ -225,178 +191,74 @@ impl LocalClient {
         &self.shared.info.client_id
     }
 
-    /// Publishes a message (retain and MQTT 5 properties included). Returns once the router
-    /// has it.
-    pub async fn publish(&self, mut message: Message) -> Result<(), BrokerError> {
-        validate_topic(&message.topic).map_err(|e| invalid("topic", e))?;
-        let st = &self.shared.st;
-        Metrics::inc(&st.metrics.publishes_received);
+    /// Publishes a message (retain and MQTT 5 properties included), routed to every
+    /// subscriber before this returns (after giving congested subscribers a moment, as a
+    /// network publisher does).
+    pub async fn publish(&self, message: Message) -> Result<(), BrokerError> {
+        let mut touched = Touched::default();
+        let routed = self.route(message, &mut touched);
+        touched.flush_and_pace(Duration::from_millis(20)).await;
+        routed
+    }
+
+    /// Publishes without waiting, for callers that must not block (a sink). Routing never
+    /// waits, so this always takes the message (`Err` gives it back only for the API's
+    /// sake, when the client is closed).
+    pub fn try_publish(&self, message: Message) -> Result<(), Box<Message>> {
+        if self.shared.endpoint.is_closed() {
+            return Err(Box::new(message));
+        }
+        let _ = self.route(message, &mut Touched::default());
+        Ok(())
+    }
+
+    fn route(&self, mut message: Message, touched: &mut Touched) -> Result<(), BrokerError> {
+        let sh = &self.shared;
+        if sh.endpoint.is_closed() {
+            return Err(BrokerError::Closed);
+        }
+        validate_topic(&message.topic, &sh.st.config).map_err(|e| invalid("topic", e))?;
+        Metrics::inc(&sh.st.metrics.publishes_received);
         if message.topic.starts_with('$')
-            || !st
-                .hooks
-                .authorize_publish(&self.shared.info, &message.topic)
+            || !sh.st.hooks.authorize_publish(&sh.info, &message.topic)
         {
-            Metrics::inc(&st.metrics.not_authorized);
+            Metrics::inc(&sh.st.metrics.not_authorized);
             return Err(BrokerError::NotAuthorized(format!(
                 "publish to {}",
                 message.topic
             )));
         }
-        st.stamp_message(&self.shared.info, &mut message);
-        let deliveries = {
-            let mut tx = self.shared.tx.lock().await;
-            st.submit_collect(&mut tx, vec![routed_item(message)], false)
-                .await?
-                .1
-        };
-        deliveries.deliver();
-        Ok(())
-    }
-
-    /// Publishes without waiting: for callers on a task that must not block (a sink).
-    /// Gives the message back when it cannot be handed over at once (the link is busy or
-    /// the router's queue is full); the caller then publishes it with `publish`.
-    pub fn try_publish(&self, mut message: Message) -> Result<(), Box<Message>> {
-        if validate_topic(&message.topic).is_err() {
-            return Err(Box::new(message));
+        sh.st.stamp_message(&sh.info, &mut message);
+        let p = Publication::new(message, sh.session.id);
+        if sh.st.publish(p, &sh.info.client_id, touched).is_err() {
+            tracing::warn!(client_id = %sh.info.client_id, "retained message not stored: over a retained-message limit");
         }
-        let st = &self.shared.st;
-        if message.topic.starts_with('$')
-            || !st
-                .hooks
-                .authorize_publish(&self.shared.info, &message.topic)
-        {
-            Metrics::inc(&st.metrics.not_authorized);
-            return Ok(()); // refused, as `publish` would; nothing to retry
-        }
-        let Ok(mut tx) = self.shared.tx.try_lock() else {
-            return Err(Box::new(message));
-        };
-        st.stamp_message(&self.shared.info, &mut message);
-        Metrics::inc(&st.metrics.publishes_received);
-        let deliveries = st
-            .try_submit(&mut tx, routed_item(message))
-            .map_err(|item| Box::new(item.into_message()))?;
-        drop(tx);
-        deliveries.deliver();
         Ok(())
     }
 
     /// Subscribes; returns the granted QoS once the filter is registered and the matching
-    /// retained messages are delivered (before any live message). Plain filters are
-    /// matched at the edge (`direct`); shared subscriptions go through the router, which
-    /// balances each group across its members.
+    /// retained messages are delivered (before any live message).
     pub async fn subscribe(&self, filter: &str, qos: QoS) -> Result<QoS, BrokerError> {
-        let (group, inner) = match parse_shared(filter) {
-            Some(Ok((group, inner))) => (Some(group), inner),
-            Some(Err(e)) => return Err(invalid("topic filter", e)),
-            None => (None, filter),
-        };
-        validate_filter(inner).map_err(|e| invalid("topic filter", e))?;
-        if inner.starts_with('$') {
-            return Err(invalid("topic filter", "'$' topics are reserved"));
-        }
-        let st = &self.shared.st;
-        if !st.hooks.authorize_subscribe(&self.shared.info, inner) {
-            Metrics::inc(&st.metrics.not_authorized);
+        let sh = &self.shared;
+        let parsed = parse_filter(filter, &sh.st.config).map_err(|e| invalid("topic filter", e))?;
+        if !sh.st.hooks.authorize_subscribe(&sh.info, &parsed.inner) {
+            Metrics::inc(&sh.st.metrics.not_authorized);
             return Err(BrokerError::NotAuthorized(format!("subscribe to {filter}")));
         }
-        match group {
-            None => self.subscribe_direct(filter).await?,
-            Some(group) => self.subscribe_routed(filter, group, inner, qos).await?,
-        }
-        Ok(qos)
-    }
-
-    async fn subscribe_direct(&self, filter: &str) -> Result<(), BrokerError> {
-        let st = &self.shared.st;
-        let delivery = &self.shared.delivery;
-        let _one_at_a_time = self.shared.subscribing.lock().await;
-        delivery.hold();
-        let Ok(snapshot) = st.direct_subscribe(filter, delivery) else {
-            delivery.release(Vec::new());
+        let _one_at_a_time = sh.subscribing.lock().await;
+        if sh.endpoint.is_closed() {
             return Err(BrokerError::Closed);
-        };
-        self.shared
-            .filters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(filter.to_string(), Route::Direct(filter.to_string()));
-        delivery.release(snapshot.into_iter().map(retained_delivery).collect());
-        Ok(())
-    }
-
-    async fn subscribe_routed(
-        &self,
-        filter: &str,
-        group: &str,
-        inner: &str,
-        qos: QoS,
-    ) -> Result<(), BrokerError> {
-        let pkid = self.next_pkid();
-        let (done_tx, done_rx) = oneshot::channel();
-        self.shared
-            .control
-            .send(Control::Subscribe {
-                pkid,
-                done: done_tx,
-            })
-            .map_err(|_| BrokerError::Closed)?;
-        let opts = SubOpts {
-            qos,
-            shared: Some(group.to_string()),
-            inner: inner.to_string(),
-            router_filter: router_filter(Some(group), inner),
-            subscription_id: None,
-        };
-        let packet = router_subscribe(pkid, &opts);
-        self.shared
-            .filters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                filter.to_string(),
-                Route::Router(opts.router_filter.clone()),
-            );
-        {
-            let mut tx = self.shared.tx.lock().await;
-            submit_control(&self.shared.st, &mut tx, packet).await?;
         }
-        let code = done_rx.await.map_err(|_| BrokerError::Closed)?;
-        if code >= 0x80 {
-            return Err(BrokerError::Link(format!(
-                "router refused subscription (code {code:#x})"
-            )));
-        }
-        Ok(())
+        sh.endpoint.hold();
+        let (_, retained) = sh.st.subscribe(&sh.session, &parsed, SubOptions::at(qos));
+        sh.endpoint.release(retained, &mut Touched::default());
+        Ok(qos)
     }
 
     /// Removes a subscription.
     pub async fn unsubscribe(&self, filter: &str) -> Result<(), BrokerError> {
-        let route = self
-            .shared
-            .filters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(filter);
-        match route {
-            None => Ok(()),
-            Some(Route::Direct(f)) => {
-                self.shared.st.direct.remove(&f, &self.shared.delivery);
-                Ok(())
-            }
-            Some(Route::Router(router_filter)) => {
-                let packet = Packet::Unsubscribe(
-                    Unsubscribe {
-                        pkid: self.next_pkid(),
-                        filters: vec![router_filter],
-                    },
-                    None,
-                );
-                let mut tx = self.shared.tx.lock().await;
-                submit_control(&self.shared.st, &mut tx, packet).await
-            }
-        }
+        self.shared.st.unsubscribe(&self.shared.session, filter);
+        Ok(())
     }
 
     /// Disconnects cleanly: the will is discarded.
@@ -407,15 +269,5 @@ impl LocalClient {
             .send(Control::Disconnect(tx))
             .map_err(|_| BrokerError::Closed)?;
         rx.await.map_err(|_| BrokerError::Closed)
-    }
-
-    fn next_pkid(&self) -> u16 {
-        let mut p = self
-            .shared
-            .next_pkid
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        *p = if *p == u16::MAX { 1 } else { *p + 1 };
-        *p
     }
 }

@@ -13,6 +13,8 @@ use crate::types::{Properties, Protocol, QoS};
 /// MQTT 5 reason codes used by the edge (and, where they coincide, 3.1.1 return codes).
 pub mod reason {
     pub const SUCCESS: u8 = 0x00;
+    pub const DISCONNECT_WITH_WILL: u8 = 0x04;
+    pub const NO_MATCHING_SUBSCRIBERS: u8 = 0x10;
     pub const NO_SUBSCRIPTION_EXISTED: u8 = 0x11;
     pub const UNSPECIFIED_ERROR: u8 = 0x80;
     pub const MALFORMED_PACKET: u8 = 0x81;
@@ -28,6 +30,8 @@ pub mod reason {
     pub const SESSION_TAKEN_OVER: u8 = 0x8e;
     pub const TOPIC_FILTER_INVALID: u8 = 0x8f;
     pub const TOPIC_NAME_INVALID: u8 = 0x90;
+    pub const PACKET_ID_NOT_FOUND: u8 = 0x92;
+    pub const RECEIVE_MAXIMUM_EXCEEDED: u8 = 0x93;
     pub const TOPIC_ALIAS_INVALID: u8 = 0x94;
     pub const PACKET_TOO_LARGE: u8 = 0x95;
     pub const QUOTA_EXCEEDED: u8 = 0x97;
@@ -51,11 +55,13 @@ mod prop {
     pub const CONTENT_TYPE: u8 = 0x03;
     pub const RESPONSE_TOPIC: u8 = 0x08;
     pub const CORRELATION_DATA: u8 = 0x09;
+    pub const SERVER_KEEP_ALIVE: u8 = 0x13;
     pub const SUBSCRIPTION_IDENTIFIER: u8 = 0x0b;
     pub const ASSIGNED_CLIENT_IDENTIFIER: u8 = 0x12;
     pub const REASON_STRING: u8 = 0x1f;
     pub const RECEIVE_MAXIMUM: u8 = 0x21;
     pub const TOPIC_ALIAS_MAXIMUM: u8 = 0x22;
+    pub const TOPIC_ALIAS: u8 = 0x23;
     pub const USER_PROPERTY: u8 = 0x26;
     pub const MAXIMUM_PACKET_SIZE: u8 = 0x27;
 }
@@ -135,6 +141,8 @@ pub struct ConnAckProps<'a> {
     pub receive_maximum: Option<u16>,
     pub maximum_packet_size: Option<u32>,
     pub topic_alias_maximum: Option<u16>,
+    /// The keep-alive the server imposes (when it overrides the client's).
+    pub server_keep_alive: Option<u16>,
     pub reason_string: Option<&'a str>,
 }
 
@@ -165,6 +173,9 @@ pub fn connack(
     }
     if let Some(v) = props.topic_alias_maximum {
         p.u16(prop::TOPIC_ALIAS_MAXIMUM, v);
+    }
+    if let Some(v) = props.server_keep_alive {
+        p.u16(prop::SERVER_KEEP_ALIVE, v);
     }
     if let Some(s) = props.reason_string {
         p.bin(prop::REASON_STRING, s.as_bytes());
@@ -261,6 +272,8 @@ pub struct OutPublish<'a> {
     /// Replaces the message expiry interval (remaining lifetime of a stored message).
     pub expiry_override: Option<u32>,
     pub subscription_ids: &'a [usize],
+    /// MQTT 5 topic alias (with an empty `topic` once the client knows it).
+    pub topic_alias: Option<u16>,
 }
 
 pub fn publish(proto: Protocol, p: &OutPublish<'_>, out: &mut BytesMut) {
@@ -295,6 +308,9 @@ pub fn publish(proto: Protocol, p: &OutPublish<'_>, out: &mut BytesMut) {
         }
         for id in p.subscription_ids {
             props.varint(prop::SUBSCRIPTION_IDENTIFIER, *id);
+        }
+        if let Some(alias) = p.topic_alias {
+            props.u16(prop::TOPIC_ALIAS, alias);
         }
     }
     let pkid_len = if p.qos == QoS::AtMostOnce { 0 } else { 2 };
@@ -383,6 +399,7 @@ mod tests {
             properties: Some(&props),
             expiry_override: None,
             subscription_ids: &[],
+            topic_alias: None,
         };
         let mut b = BytesMut::new();
         publish(Protocol::V311, &p, &mut b);

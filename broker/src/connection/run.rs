@@ -1,0 +1,272 @@
+//! A connected network client: one task that reads the socket, handles what it reads
+//! (routing publishes on this task), writes what other tasks could not, and watches
+//! keep-alive, takeover and shutdown.
+//!
+//! Keep-alive counts *incoming* packets only: with keep-alive k, the connection closes
+//! 1.5 k after the last packet from the client, and its will is published. Keep-alive 0
+//! disables the timer. While more than `max_queued_bytes` wait to be written to this
+//! client, its socket is not read: a client that floods requests without reading the
+//! answers slows itself down, nobody else.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::admit::Admitted;
+use super::conn::{Close, Conn};
+use crate::endpoint::outbox::{Limits, Outbox};
+use crate::endpoint::{Endpoint, Outlet, Touched};
+use crate::metrics::Metrics;
+use crate::state::BrokerState;
+use crate::wire::encode::{self, reason, ConnAckProps};
+
+/// Longest a publisher waits, per socket read, for congested subscribers to catch up.
+const PACE: Duration = Duration::from_millis(20);
+
+/// Runs an admitted connection to its end.
+pub(crate) async fn run(st: Arc<BrokerState>, stream: TcpStream, rbuf: BytesMut, adm: Admitted) {
+    let span = tracing::info_span!(
+        "conn",
+        client_id = %adm.info.client_id,
+        peer = ?adm.info.peer,
+        proto = %adm.info.protocol
+    );
+    run_inner(st, stream, rbuf, adm).instrument(span).await
+}
+
+fn outbox_limits(st: &BrokerState, adm: &Admitted) -> Limits {
+    let window = adm
+        .client_receive_max
+        .map_or(st.config.max_inflight, |r| r.min(st.config.max_inflight));
+    Limits {
+        max_bytes: st.config.max_queued_bytes,
+        window: usize::from(window),
+        max_messages: st.config.max_queued_messages,
+        max_packet: adm.client_max_packet.map_or(usize::MAX, |m| m as usize),
+        topic_aliases: adm.client_topic_aliases.min(st.config.topic_alias_maximum),
+    }
+}
+
+async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, adm: Admitted) {
+    let proto = adm.info.protocol;
+    let (mut reader, writer) = stream.into_split();
+    let outbox = Arc::new(Outbox::new(
+        proto,
+        outbox_limits(&st, &adm),
+        st.metrics.clone(),
+        writer,
+    ));
+    let session = adm.opened.session.clone();
+    let session_present = adm.opened.resumed;
+    let props = ConnAckProps {
+        assigned_client_id: adm.assigned_id.then_some(adm.info.client_id.as_str()),
+        receive_maximum: Some(st.config.receive_maximum),
+        maximum_packet_size: u32::try_from(st.config.max_packet_size).ok(),
+        topic_alias_maximum: Some(st.config.topic_alias_maximum),
+        server_keep_alive: adm.server_keep_alive,
+        reason_string: None,
+    };
+    outbox.control(|b| encode::connack(proto, session_present, reason::SUCCESS, &props, b));
+    let endpoint = Arc::new(Endpoint::new(Outlet::Net(outbox.clone())));
+    attach(&session, &endpoint, &outbox, &adm);
+    let mut claim = adm.claim;
+    let mut kill = claim.take_kill();
+    let mut conn = Conn {
+        st: st.clone(),
+        proto,
+        info: adm.info.clone(),
+        session,
+        endpoint,
+        outbox: outbox.clone(),
+        aliases: HashMap::new(),
+        qos2_in: HashSet::new(),
+        refused_logged: false,
+        will: adm.will,
+        will_delay: adm.will_delay,
+    };
+    Metrics::inc(&st.metrics.clients_connected);
+    tracing::info!(
+        keep_alive = adm.keep_alive,
+        persistent = conn.session.lock().persistent,
+        "client connected"
+    );
+    let close = serve(&mut conn, &mut reader, &mut rbuf, &mut kill, adm.keep_alive).await;
+    conn.finish(close).await;
+    st.sessions.release(&claim);
+    drop(claim);
+}
+
+/// Connects the endpoint to its session; a resumed session's waiting messages go first.
+fn attach(
+    session: &Arc<crate::sessions::Session>,
+    endpoint: &Arc<Endpoint>,
+    outbox: &Outbox,
+    adm: &Admitted,
+) {
+    endpoint.hold();
+    let (in_flight, queued) = {
+        let mut state = session.lock();
+        state.endpoint = Some(endpoint.clone());
+        state.info = adm.info.clone();
+        state.offline_since = None;
+        state.take_waiting()
+    };
+    outbox.resume(in_flight, queued);
+    endpoint.release(Vec::new(), &mut Touched::default());
+}
+
+/// The connection's loop, until it ends.
+async fn serve(
+    conn: &mut Conn,
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    rbuf: &mut BytesMut,
+    kill: &mut tokio::sync::oneshot::Receiver<()>,
+    keep_alive: u16,
+) -> Close {
+    let st = conn.st.clone();
+    let outbox = conn.outbox.clone();
+    let mut touched = Touched::default();
+    // Packets the client sent right behind its CONNECT (read with it) come first.
+    if !rbuf.is_empty() {
+        if let Err(close) = conn.on_readable(rbuf, &mut touched) {
+            return close;
+        }
+        touched.flush_and_pace(PACE).await;
+    }
+    let keep_alive = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
+    let mut last_in = Instant::now();
+    let far = Duration::from_secs(86_400 * 365);
+    let ka_sleep = tokio::time::sleep(keep_alive.unwrap_or(far));
+    let mut ka_sleep = std::pin::pin!(ka_sleep);
+    let mut shutdown = st.shutdown.clone();
+    loop {
+        let written = match outbox.flush() {
+            Ok(done) => done,
+            Err(e) => return Close::Io(e.to_string()),
+        };
+        // Read only while the client takes what it is sent.
+        let may_read = outbox.pending_bytes() < st.config.max_queued_bytes;
+        if rbuf.capacity() - rbuf.len() < 256 {
+            rbuf.reserve(4096);
+        }
+        tokio::select! {
+            _ = &mut *kill => return Close::TakenOver,
+            _ = shutdown.changed() => return Close::Shutdown,
+            read = reader.read_buf(rbuf), if may_read => match read {
+                Ok(0) => return Close::Eof,
+                Err(e) => return Close::Io(e.to_string()),
+                Ok(n) => {
+                    Metrics::add(&st.metrics.bytes_received, n as u64);
+                    last_in = Instant::now();
+                    quick_ack(reader);
+                    let handled = conn.on_readable(rbuf, &mut touched);
+                    touched.flush_and_pace(PACE).await;
+                    if let Err(close) = handled {
+                        return close;
+                    }
+                    if rbuf.is_empty() && rbuf.capacity() > 16 * 1024 {
+                        *rbuf = BytesMut::new();
+                    }
+                }
+            },
+            _ = outbox.wake.notified() => {}
+            writable = outbox.socket().writable(), if !written => {
+                if let Err(e) = writable {
+                    return Close::Io(e.to_string());
+                }
+            },
+            _ = &mut ka_sleep, if keep_alive.is_some() => {
+                let limit = keep_alive.unwrap_or(far);
+                if last_in.elapsed() >= limit {
+                    return Close::KeepAlive;
+                }
+                ka_sleep.as_mut().reset(last_in + limit);
+            },
+        }
+    }
+}
+
+/// Acknowledges at once what was read: a client that leaves Nagle's algorithm on holds
+/// its next small packet until its last one is acknowledged, and Linux delays ACKs by up
+/// to 40 ms (the quick-ack mode this asks for lasts until the next read).
+fn quick_ack(reader: &tokio::net::tcp::OwnedReadHalf) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = socket2::SockRef::from(reader.as_ref()).set_tcp_quickack(true);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = reader;
+}
+
+impl Conn {
+    async fn finish(self, close: Close) {
+        let level_info = matches!(
+            close,
+            Close::Clean | Close::Eof | Close::TakenOver | Close::Shutdown
+        );
+        match &close {
+            Close::Violation { why, .. } => {
+                Metrics::inc(&self.st.metrics.protocol_errors);
+                tracing::warn!("closing connection: {why}");
+            }
+            Close::KeepAlive => {
+                Metrics::inc(&self.st.metrics.keep_alive_timeouts);
+                tracing::info!(
+                    "closing connection: keep-alive expired (no packet for 1.5x keep-alive)"
+                );
+            }
+            Close::Io(e) => tracing::info!(error = %e, "client connection lost"),
+            other if level_info => tracing::info!(reason = ?other, "client disconnected"),
+            other => tracing::info!(reason = ?other, "client connection lost"),
+        }
+        self.endpoint.close();
+        if close.publishes_will() {
+            if let Some(will) = self.will {
+                crate::wills::publish_will(
+                    &self.st,
+                    &self.info,
+                    self.session.id,
+                    will,
+                    self.will_delay,
+                );
+            }
+        }
+        if let Some(code) = close.disconnect_code() {
+            let proto = self.proto;
+            self.outbox
+                .control(|b| encode::disconnect(proto, code, None, b));
+        }
+        {
+            // A persistent session keeps what its client has not acknowledged.
+            let mut state = self.session.lock();
+            if state.persistent {
+                let (in_flight, queued) = self.outbox.take_unacknowledged();
+                state.keep_unacknowledged(in_flight, queued);
+            }
+        }
+        if let Some(ended) = self.st.sessions.close(&self.session) {
+            self.st.end_session(&ended);
+        }
+        let dropped = self.outbox.dropped();
+        if dropped > 0 {
+            tracing::info!(dropped, "messages dropped for this slow subscriber");
+        }
+        // Flush what is queued (a DISCONNECT reason, the last acks) for at most 2 s.
+        let outbox = self.outbox.clone();
+        let flushed = tokio::time::timeout(Duration::from_secs(2), async move {
+            while let Ok(false) = outbox.flush() {
+                if outbox.socket().writable().await.is_err() {
+                    break;
+                }
+            }
+        });
+        let _ = flushed.await;
+        Metrics::dec(&self.st.metrics.clients_connected);
+    }
+}

@@ -1,0 +1,295 @@
+//! Which client ids are connected and which sessions exist.
+//!
+//! Takeover: a second connection with a client id asks the first one to close (without
+//! its will: the client is demonstrably alive), waits until it has cleaned up, and only
+//! then takes the session. Sessions: a clean one ends with its connection; a persistent
+//! one stays (with its subscriptions and offline queue) until its client comes back or
+//! its expiry passes. At most `max_persistent` persistent sessions are kept: beyond that
+//! the one whose client has been away longest is ended (logged and counted).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::session::Session;
+
+/// How long a new connection waits for the one it takes over to close.
+const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
+
+struct Claim {
+    generation: u64,
+    kill: Option<oneshot::Sender<()>>,
+    done: Option<oneshot::Receiver<()>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    live: HashMap<String, Claim>,
+    next_generation: u64,
+    /// Wills waiting for their MQTT 5 will delay, cancelled if the client comes back.
+    delayed_wills: HashMap<String, tokio::task::AbortHandle>,
+    /// Every session, connected or not.
+    sessions: HashMap<String, Arc<Session>>,
+}
+
+/// The registry.
+#[derive(Default)]
+pub(crate) struct Sessions {
+    inner: Mutex<Inner>,
+}
+
+/// Held by a live connection; dropping it tells a waiting successor that this connection
+/// has finished its cleanup.
+pub(crate) struct SessionClaim {
+    pub client_id: String,
+    pub generation: u64,
+    /// Fires when a newer connection with the same client id takes this one over.
+    kill: Option<oneshot::Receiver<()>>,
+    _done: oneshot::Sender<()>,
+}
+
+impl SessionClaim {
+    /// The takeover signal: resolves when a newer connection with this client id asks this
+    /// one to close. Can be taken once.
+    pub fn take_kill(&mut self) -> oneshot::Receiver<()> {
+        self.kill.take().unwrap_or_else(|| oneshot::channel().1)
+    }
+}
+
+/// What opening a session found.
+pub(crate) struct Opened {
+    pub session: Arc<Session>,
+    /// An existing persistent session was resumed.
+    pub resumed: bool,
+    /// A session replaced by a clean start (its subscriptions must be removed).
+    pub replaced: Option<Arc<Session>>,
+}
+
+impl Sessions {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers `client_id` as live, taking over (and waiting for) a previous connection.
+    /// Returns the claim and whether a takeover happened.
+    pub async fn claim(&self, client_id: &str) -> (SessionClaim, bool) {
+        let (kill_tx, kill_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let (generation, previous) = {
+            let mut inner = self.lock();
+            inner.next_generation += 1;
+            let generation = inner.next_generation;
+            let previous = inner.live.insert(
+                client_id.to_string(),
+                Claim {
+                    generation,
+                    kill: Some(kill_tx),
+                    done: Some(done_rx),
+                },
+            );
+            (generation, previous)
+        };
+        let took_over = previous.is_some();
+        if let Some(mut old) = previous {
+            if let Some(kill) = old.kill.take() {
+                let _ = kill.send(());
+            }
+            if let Some(done) = old.done.take() {
+                if tokio::time::timeout(TAKEOVER_WAIT, done).await.is_err() {
+                    tracing::warn!(
+                        client_id,
+                        "previous connection did not close within 5 s; continuing takeover"
+                    );
+                }
+            }
+        }
+        let claim = SessionClaim {
+            client_id: client_id.to_string(),
+            generation,
+            kill: Some(kill_rx),
+            _done: done_tx,
+        };
+        (claim, took_over)
+    }
+
+    /// Removes the claim if it still belongs to `claim` (not to a successor).
+    pub fn release(&self, claim: &SessionClaim) {
+        let mut inner = self.lock();
+        if inner
+            .live
+            .get(&claim.client_id)
+            .is_some_and(|e| e.generation == claim.generation)
+        {
+            inner.live.remove(&claim.client_id);
+            shrink(&mut inner.live);
+        }
+    }
+
+    /// Is some connection with this client id live now?
+    pub fn is_live(&self, client_id: &str) -> bool {
+        self.lock().live.contains_key(client_id)
+    }
+
+    /// The session for a connection that holds the claim on `client_id`: the existing one
+    /// when it is persistent and the client does not start clean, else `make()`'s.
+    pub fn open(
+        &self,
+        client_id: &str,
+        clean_start: bool,
+        make: impl FnOnce() -> Session,
+    ) -> Opened {
+        let mut inner = self.lock();
+        if !clean_start {
+            if let Some(s) = inner.sessions.get(client_id) {
+                if s.lock().persistent {
+                    return Opened {
+                        session: s.clone(),
+                        resumed: true,
+                        replaced: None,
+                    };
+                }
+            }
+        }
+        let session = Arc::new(make());
+        let replaced = inner
+            .sessions
+            .insert(client_id.to_string(), session.clone());
+        Opened {
+            session,
+            resumed: false,
+            replaced,
+        }
+    }
+
+    /// The session's client went away: a clean session ends (returned, to remove its
+    /// subscriptions); a persistent one stays. Ignored if another session has the id now.
+    pub fn close(&self, session: &Arc<Session>) -> Option<Arc<Session>> {
+        let persistent = {
+            let mut state = session.lock();
+            state.endpoint = None;
+            if state.persistent {
+                state.offline_since = Some(Instant::now());
+            }
+            state.persistent
+        };
+        if persistent {
+            return None;
+        }
+        self.forget(session)
+    }
+
+    /// Removes `session` if it is still the one registered for its client id.
+    pub fn forget(&self, session: &Arc<Session>) -> Option<Arc<Session>> {
+        let mut inner = self.lock();
+        let current = inner.sessions.get(&session.client_id)?;
+        if !Arc::ptr_eq(current, session) {
+            return None;
+        }
+        let removed = inner.sessions.remove(&session.client_id);
+        shrink(&mut inner.sessions);
+        removed
+    }
+
+    /// Persistent sessions whose client has been away past their expiry, and beyond
+    /// `max_persistent` the ones away longest: removed and returned (to tear down).
+    pub fn expired(&self, now: Instant, max_persistent: usize) -> Vec<Arc<Session>> {
+        let mut inner = self.lock();
+        let mut away: Vec<(Instant, Duration, String)> = inner
+            .sessions
+            .values()
+            .filter_map(|s| {
+                let state = s.lock();
+                let since = state.offline_since.filter(|_| state.endpoint.is_none())?;
+                Some((since, state.expiry, s.client_id.clone()))
+            })
+            .collect();
+        away.sort();
+        let persistent = inner
+            .sessions
+            .values()
+            .filter(|s| s.lock().persistent)
+            .count();
+        let mut over = persistent.saturating_sub(max_persistent);
+        let mut out = Vec::new();
+        for (since, expiry, id) in away {
+            let past = now.saturating_duration_since(since) >= expiry;
+            if past || over > 0 {
+                if !past {
+                    tracing::warn!(client_id = %id, "too many persistent sessions; ending the one away longest");
+                    over -= 1;
+                }
+                if let Some(s) = inner.sessions.remove(&id) {
+                    out.push(s);
+                }
+            }
+        }
+        shrink(&mut inner.sessions);
+        out
+    }
+
+    /// Sessions kept (connected or not), and how many of them are persistent.
+    pub fn counts(&self) -> (usize, usize) {
+        let inner = self.lock();
+        let persistent = inner
+            .sessions
+            .values()
+            .filter(|s| s.lock().persistent)
+            .count();
+        (inner.sessions.len(), persistent)
+    }
+
+    /// Registers a will waiting for its delay; replaces (and aborts) an older one.
+    pub fn schedule_will(&self, client_id: &str, task: tokio::task::AbortHandle) {
+        if let Some(old) = self
+            .lock()
+            .delayed_wills
+            .insert(client_id.to_string(), task)
+        {
+            old.abort();
+        }
+    }
+
+    /// A client with this id connected again: its delayed will must not fire.
+    pub fn cancel_delayed_will(&self, client_id: &str) {
+        if let Some(task) = self.lock().delayed_wills.remove(client_id) {
+            task.abort();
+        }
+    }
+
+    /// The delayed will fired; forget its handle.
+    pub fn delayed_will_done(&self, client_id: &str) {
+        self.lock().delayed_wills.remove(client_id);
+    }
+}
+
+/// Gives back the memory of a map that once held many more entries.
+fn shrink<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+    if m.capacity() > 64 && m.len() < m.capacity() / 4 {
+        m.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn takeover_waits_for_previous_claim() {
+        let sessions = std::sync::Arc::new(Sessions::default());
+        let (first, took) = sessions.claim("c").await;
+        assert!(!took);
+        let s2 = sessions.clone();
+        let second = tokio::spawn(async move { s2.claim("c").await });
+        // The first connection is told to close, cleans up, then releases.
+        let mut first = first;
+        first.take_kill().await.unwrap();
+        drop(first);
+        let (second, took) = second.await.unwrap();
+        assert!(took);
+        assert!(sessions.is_live("c"));
+        sessions.release(&second);
+        assert!(!sessions.is_live("c"));
+    }
+}

@@ -88,3 +88,80 @@ async fn acknowledged_writes_survive_sigkill() {
     }
     let _ = hcore.kill().await;
 }
+
+/// Retained messages published by devices (here with mosquitto_pub) are kept by the
+/// broker across a clean restart and across a SIGKILL once a save interval has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_device_messages_survive_restart_and_sigkill() {
+    use hcore_tests::mosquitto::{mosquitto_pub, mosquitto_sub};
+    init_tracing();
+    let dir = TempDir::new();
+    let addr =
+        |url: &str| -> std::net::SocketAddr { url.trim_start_matches("mqtt://").parse().unwrap() };
+    let retained = |url: String, n: usize| async move {
+        let sub = mosquitto_sub(
+            addr(&url),
+            &["-t", "zigbee2mqtt/#", "-v", "-C", &n.to_string()],
+        );
+        let out = tokio::time::timeout(WAIT, sub.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let (hcore, url) = spawn_hcore(&dir.0).await;
+    for (topic, payload) in [
+        ("zigbee2mqtt/bridge/state", "online"),
+        ("zigbee2mqtt/lamp", r#"{"state":"ON"}"#),
+    ] {
+        let out = mosquitto_pub(addr(&url), &["-t", topic, "-m", payload, "-r", "-q", "1"]).await;
+        assert!(out.status.success());
+    }
+    sigterm(hcore.id().unwrap());
+    let _ = tokio::time::timeout(WAIT, wait_exit(hcore)).await;
+
+    let (mut hcore, url) = spawn_hcore(&dir.0).await;
+    assert_eq!(
+        retained(url.clone(), 2).await,
+        vec![
+            r#"zigbee2mqtt/bridge/state online"#.to_string(),
+            r#"zigbee2mqtt/lamp {"state":"ON"}"#.to_string()
+        ]
+    );
+    let out = mosquitto_pub(
+        addr(&url),
+        &[
+            "-t",
+            "zigbee2mqtt/lamp",
+            "-m",
+            r#"{"state":"OFF"}"#,
+            "-r",
+            "-q",
+            "1",
+        ],
+    )
+    .await;
+    assert!(out.status.success());
+    // Saved within `persistence_interval_ms` (1 s by default); then no cleanup at all.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    kill9(&mut hcore).await;
+
+    let (mut hcore, url) = spawn_hcore(&dir.0).await;
+    assert_eq!(
+        retained(url, 2).await,
+        vec![
+            r#"zigbee2mqtt/bridge/state online"#.to_string(),
+            r#"zigbee2mqtt/lamp {"state":"OFF"}"#.to_string()
+        ]
+    );
+    let _ = hcore.kill().await;
+}
+
+async fn wait_exit(mut child: tokio::process::Child) {
+    let _ = child.wait().await;
+}

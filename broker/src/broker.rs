@@ -14,6 +14,7 @@ use crate::limits::AddressLimits;
 use crate::listener::{self, OpenConnections};
 use crate::local::{self, LocalClient, LocalOptions, LocalReceiver};
 use crate::metrics::MetricsSnapshot;
+use crate::persist::{self, Store, Writer};
 use crate::state::BrokerState;
 
 /// A running broker.
@@ -26,6 +27,8 @@ pub struct Broker {
     open: Arc<OpenConnections>,
     per_address: Arc<AddressLimits>,
     accept_tasks: Vec<JoinHandle<()>>,
+    /// Saves retained messages and sessions (with `persistence_dir`).
+    writer: Option<Writer>,
 }
 
 /// A cheap, cloneable handle for creating in-process clients and reading metrics.
@@ -71,7 +74,16 @@ impl Broker {
             config.max_connections_per_address,
             config.max_connects_per_second,
         );
+        let store = config
+            .persistence_dir
+            .as_deref()
+            .map(Store::open)
+            .transpose()?;
+        let interval = Duration::from_millis(config.persistence_interval_ms);
         let st = Arc::new(BrokerState::new(config, hooks, shutdown_rx));
+        let writer = store
+            .map(|store| start_persistence(store, &st, interval))
+            .transpose()?;
         crate::upkeep::start(&st);
         Ok(Broker {
             handle: BrokerHandle { st },
@@ -81,6 +93,7 @@ impl Broker {
             open: Arc::new(OpenConnections::default()),
             per_address,
             accept_tasks: Vec::new(),
+            writer,
         })
     }
 
@@ -134,8 +147,29 @@ impl Broker {
         {
             tracing::warn!("some connections did not close within 5 s of shutdown");
         }
+        if let Some(writer) = self.writer {
+            writer.stop().await;
+        }
         tracing::info!("broker stopped");
     }
+}
+
+/// Loads what the store holds, then starts saving changes.
+fn start_persistence(
+    store: Store,
+    st: &Arc<BrokerState>,
+    interval: Duration,
+) -> Result<Writer, BrokerError> {
+    let started = std::time::Instant::now();
+    let loaded = persist::load(&store, st)?;
+    st.retained().track_changes();
+    tracing::info!(
+        retained = loaded.retained,
+        sessions = loaded.sessions,
+        ms = started.elapsed().as_millis() as u64,
+        "retained messages and persistent sessions loaded"
+    );
+    Ok(Writer::start(store, st.clone(), interval, loaded.saved))
 }
 
 impl BrokerHandle {

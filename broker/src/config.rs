@@ -37,6 +37,9 @@ pub struct BrokerConfig {
     /// Where retained messages and persistent sessions are kept across restarts; none:
     /// in memory only.
     pub persistence_dir: Option<PathBuf>,
+    /// How often changed retained messages and persistent sessions are saved (and so the
+    /// most a crash can lose), milliseconds.
+    pub persistence_interval_ms: u64,
     /// Largest packet accepted from a client, header included (bytes).
     pub max_packet_size: usize,
     /// Most simultaneous network connections across all listeners.
@@ -102,6 +105,7 @@ impl Default for BrokerConfig {
                 max_connections: None,
             }],
             persistence_dir: None,
+            persistence_interval_ms: 1000,
             max_packet_size: 16 * 1024 * 1024,
             max_connections: 10_000,
             max_connections_per_address: 1_000,
@@ -193,6 +197,10 @@ impl BrokerConfig {
             ("max_queued_bytes", self.max_queued_bytes),
             ("local_queue_limit", self.local_queue_limit),
             ("max_topic_levels", self.max_topic_levels),
+            (
+                "persistence_interval_ms",
+                self.persistence_interval_ms as usize,
+            ),
             (
                 "max_subscriptions_per_client",
                 self.max_subscriptions_per_client,

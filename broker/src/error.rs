@@ -23,6 +23,12 @@ pub enum BrokerError {
     /// The hooks refused the operation.
     #[error("not authorized: {0}")]
     NotAuthorized(String),
+    /// The persistence store could not be opened, read or written.
+    #[error("cannot use the broker's storage at {dir} (persistence_dir): {source}")]
+    Persistence {
+        dir: std::path::PathBuf,
+        source: sled::Error,
+    },
     /// The client was closed (shutdown, takeover by the same client id, or dropped).
     #[error("client closed")]
     Closed,

@@ -31,6 +31,7 @@ mod limits;
 mod listener;
 mod local;
 mod metrics;
+mod persist;
 mod retained;
 mod router;
 mod sessions;

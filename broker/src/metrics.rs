@@ -69,6 +69,8 @@ metrics! {
     limit_subscriptions,
     /// Wills published.
     wills_published,
+    /// Saves of retained messages and sessions that failed (retried at the next interval).
+    persistence_errors,
 }
 
 impl Metrics {

@@ -6,7 +6,8 @@
 //! `max_messages` messages and `max_bytes` bytes in all, and `max_bytes_per_client` bytes
 //! stored by one client; a retained publish over a bound is still delivered live but not
 //! stored (counted, and refused with reason 0x97 "quota exceeded" for MQTT 5 QoS 1/2).
-//! Changed topics are remembered until the persistence writer has saved them.
+//! When persistence is on, changed topics are remembered until the writer has saved them
+//! (at most one entry per topic changed since the last save).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub(crate) enum Refused {
     TooMany,
     TooLarge,
     ClientQuota,
+    /// (Restored from disk only) its message expiry passed while the broker was down.
+    Expired,
 }
 
 pub(crate) struct RetainedStore {
@@ -53,8 +56,9 @@ pub(crate) struct RetainedStore {
     count: usize,
     bytes: usize,
     per_client: HashMap<Arc<str>, usize>,
-    /// Topics changed since the last save.
+    /// Topics changed since the last save (kept only when persistence is on).
     dirty: HashSet<String>,
+    track_changes: bool,
 }
 
 fn size(p: &Publication) -> usize {
@@ -70,7 +74,39 @@ impl RetainedStore {
             bytes: 0,
             per_client: HashMap::new(),
             dirty: HashSet::new(),
+            track_changes: false,
         }
+    }
+
+    /// Remember changed topics for the persistence writer from now on.
+    pub fn track_changes(&mut self) {
+        self.track_changes = true;
+    }
+
+    fn changed(&mut self, topic: &str) {
+        if self.track_changes {
+            self.dirty.insert(topic.to_string());
+        }
+    }
+
+    /// Topics changed since the last call (to save).
+    pub fn take_changed(&mut self) -> Vec<String> {
+        let out = self.dirty.drain().collect();
+        if self.dirty.capacity() > 1024 {
+            self.dirty.shrink_to_fit();
+        }
+        out
+    }
+
+    /// Topics whose save failed (to try again).
+    pub fn mark_changed(&mut self, topics: Vec<String>) {
+        self.dirty.extend(topics);
+    }
+
+    /// A topic's message and the client that stored it.
+    pub fn entry(&self, topic: &str) -> Option<(Arc<Publication>, Arc<str>)> {
+        self.get(topic)
+            .map(|e| (e.publication.clone(), e.owner.clone()))
     }
 
     /// Applies a publish that has the retain flag set, by `owner`.
@@ -78,10 +114,32 @@ impl RetainedStore {
         let topic = &p.message.topic;
         if p.message.payload.is_empty() {
             if self.remove(topic).is_some() {
-                self.dirty.insert(topic.clone());
+                self.changed(topic);
             }
             return Ok(());
         }
+        self.check(p, owner)?;
+        self.remove(topic);
+        self.insert(p.clone(), owner.into());
+        self.changed(topic);
+        Ok(())
+    }
+
+    /// Stores a message restored from disk, if it is within the limits (which may have
+    /// shrunk since it was saved) and unexpired.
+    pub fn restore(&mut self, p: Arc<Publication>, owner: &str) -> Result<(), Refused> {
+        if p.remaining().is_err() {
+            return Err(Refused::Expired);
+        }
+        self.check(&p, owner)?;
+        self.remove(&p.message.topic);
+        self.insert(p, owner.into());
+        Ok(())
+    }
+
+    /// Would storing `p` for `owner` stay within the limits?
+    fn check(&self, p: &Publication, owner: &str) -> Result<(), Refused> {
+        let topic = &p.message.topic;
         let new = size(p);
         let old = self
             .get(topic)
@@ -105,9 +163,6 @@ impl RetainedStore {
         if owner_bytes + new > self.limits.max_bytes_per_client {
             return Err(Refused::ClientQuota);
         }
-        self.remove(topic);
-        self.insert(p.clone(), owner.into());
-        self.dirty.insert(topic.clone());
         Ok(())
     }
 
@@ -175,7 +230,7 @@ impl RetainedStore {
         });
         for topic in expired {
             self.remove(&topic);
-            self.dirty.insert(topic);
+            self.changed(&topic);
         }
         out
     }

@@ -134,10 +134,7 @@ impl BrokerState {
             };
             (new, snapshot)
         };
-        session
-            .lock()
-            .subs
-            .insert(filter.written.clone(), (filter.clone(), opts.clone()));
+        session.lock().add_sub(filter.clone(), opts.clone());
         let info = session.lock().info.clone();
         let retained = snapshot
             .into_iter()
@@ -152,10 +149,22 @@ impl BrokerState {
         (new, retained)
     }
 
+    /// Registers a subscription restored from disk (no retained messages: the client is
+    /// away).
+    pub fn restore_subscription(&self, session: &Arc<Session>, filter: Filter, opts: SubOptions) {
+        let sub = Sub {
+            session: session.clone(),
+            opts: opts.clone(),
+        };
+        self.router
+            .subscribe(sub, &filter.inner, filter.group.as_deref());
+        session.lock().add_sub(filter, opts);
+    }
+
     /// Removes a subscription; false if the session had none with this filter.
     pub fn unsubscribe(&self, session: &Arc<Session>, written: &str) -> bool {
-        let removed = session.lock().subs.remove(written);
-        let Some((filter, _)) = removed else {
+        let removed = session.lock().remove_sub(written);
+        let Some(filter) = removed else {
             return false;
         };
         self.router
@@ -165,7 +174,7 @@ impl BrokerState {
 
     /// Removes every subscription of a session that ended.
     pub fn end_session(&self, session: &Arc<Session>) {
-        let subs: Vec<Filter> = session.lock().subs.drain().map(|(_, (f, _))| f).collect();
+        let subs = session.lock().take_subs();
         for f in subs {
             self.router
                 .unsubscribe(session.id, &f.inner, f.group.as_deref());

@@ -6,9 +6,12 @@
 
 use bytes::Bytes;
 use rumqttd::protocol::{LastWill, LastWillProperties, PublishProperties};
+use serde::{Deserialize, Serialize};
 
 /// MQTT quality of service.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum QoS {
     #[default]
     AtMostOnce = 0,
@@ -39,8 +42,9 @@ impl QoS {
 /// The MQTT 5 publish properties the broker carries end to end.
 ///
 /// Subscription identifiers and topic aliases are per-connection and handled by the edge;
-/// they are not part of a message.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// they are not part of a message. (Serialized as part of persisted messages: a change
+/// here is a change of the on-disk format, `persist::record::FORMAT`.)
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Properties {
     pub payload_format_indicator: Option<u8>,
     pub message_expiry_interval: Option<u32>,
@@ -100,7 +104,7 @@ impl Properties {
 }
 
 /// One application message: what a publisher sends and a subscriber receives.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub topic: String,
     pub payload: Bytes,
@@ -162,7 +166,7 @@ impl Message {
 }
 
 /// Which MQTT protocol a connection speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Protocol {
     /// MQTT 3.1.1 (protocol level 4).
     V311,

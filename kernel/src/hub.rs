@@ -40,7 +40,12 @@ impl Hub {
             });
         }
         let policy = Arc::new(KernelPolicy::new(&settings.kernel.root));
-        let mut broker = Broker::bind(settings.broker.clone(), policy.clone())
+        let mut config = settings.broker.clone();
+        if config.persistence_dir.is_none() {
+            // Retained messages and sessions live next to the kernel's data.
+            config.persistence_dir = Some(settings.kernel.data_dir.join("broker"));
+        }
+        let mut broker = Broker::bind(config, policy.clone())
             .await
             .map_err(|e| KernelError::Broker(e.to_string()))?;
         let connection = Connection::Embedded {

@@ -14,6 +14,8 @@ use crate::WAIT;
 // ---------------------------------------------------------------- rumqttc v3.1.1
 
 pub struct V4 {
+    /// The CONNACK's session-present flag.
+    pub session_present: bool,
     pub client: rumqttc::AsyncClient,
     pub events: mpsc::UnboundedReceiver<Result<rumqttc::Event, String>>,
     pub task: tokio::task::JoinHandle<()>,
@@ -47,16 +49,19 @@ pub async fn v4_with(o: rumqttc::MqttOptions) -> Result<V4, String> {
             }
         }
     });
-    loop {
+    let session_present = loop {
         match tokio::time::timeout(WAIT, events.recv()).await {
-            Ok(Some(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))))) => break,
+            Ok(Some(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(c))))) => {
+                break c.session_present
+            }
             Ok(Some(Ok(_))) => continue,
             Ok(Some(Err(e))) => return Err(e),
             Ok(None) => return Err("event loop ended".into()),
             Err(_) => return Err("no CONNACK".into()),
         }
-    }
+    };
     Ok(V4 {
+        session_present,
         client,
         events,
         task,
@@ -114,6 +119,8 @@ impl V4 {
 // ---------------------------------------------------------------- rumqttc v5
 
 pub struct V5 {
+    /// The CONNACK's session-present flag.
+    pub session_present: bool,
     pub client: rumqttc::v5::AsyncClient,
     pub events: mpsc::UnboundedReceiver<Result<rumqttc::v5::Event, String>>,
     pub task: tokio::task::JoinHandle<()>,
@@ -146,18 +153,19 @@ pub async fn v5_with(o: rumqttc::v5::MqttOptions) -> Result<V5, String> {
             }
         }
     });
-    loop {
+    let session_present = loop {
         match tokio::time::timeout(WAIT, events.recv()).await {
             Ok(Some(Ok(rumqttc::v5::Event::Incoming(
-                rumqttc::v5::mqttbytes::v5::Packet::ConnAck(_),
-            )))) => break,
+                rumqttc::v5::mqttbytes::v5::Packet::ConnAck(c),
+            )))) => break c.session_present,
             Ok(Some(Ok(_))) => continue,
             Ok(Some(Err(e))) => return Err(e),
             Ok(None) => return Err("event loop ended".into()),
             Err(_) => return Err("no CONNACK".into()),
         }
-    }
+    };
     Ok(V5 {
+        session_present,
         client,
         events,
         task,

@@ -114,7 +114,6 @@ fn attach(
         let mut state = session.lock();
         state.endpoint = Some(endpoint.clone());
         state.info = adm.info.clone();
-        state.offline_since = None;
         state.take_waiting()
     };
     outbox.resume(in_flight, queued);

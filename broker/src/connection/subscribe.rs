@@ -97,10 +97,7 @@ impl Conn {
             tracing::info!(filter = %written, "subscription not authorized");
             return Err(self.failure(reason::NOT_AUTHORIZED));
         }
-        let (count, exists) = {
-            let state = self.session.lock();
-            (state.subs.len(), state.subs.contains_key(written))
-        };
+        let (count, exists) = self.session.lock().sub_count(written);
         if !exists && count >= self.st.config.max_subscriptions_per_client {
             Metrics::inc(&self.st.metrics.limit_subscriptions);
             tracing::info!(filter = %written, "subscription refused: max_subscriptions_per_client reached");

@@ -25,6 +25,15 @@ impl Publication {
         })
     }
 
+    /// A message received earlier (restored from disk), from no session.
+    pub fn received_at(message: Message, received: Instant) -> Arc<Publication> {
+        Arc::new(Publication {
+            message,
+            received,
+            origin: 0,
+        })
+    }
+
     /// The remaining MQTT 5 message expiry in seconds: `Ok(None)` if it never expires,
     /// `Err(())` once it has.
     pub fn remaining(&self) -> Result<Option<u32>, ()> {

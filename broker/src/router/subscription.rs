@@ -1,9 +1,11 @@
 //! One subscription: its filter and its MQTT 5 options.
 
+use serde::{Deserialize, Serialize};
+
 use crate::types::QoS;
 
 /// MQTT 5 retain handling: when retained messages are sent for a new subscription.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RetainHandling {
     /// 0: on every SUBSCRIBE.
     OnSubscribe,
@@ -14,7 +16,7 @@ pub enum RetainHandling {
 }
 
 /// How a client subscribed to a filter.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SubOptions {
     pub qos: QoS,
     /// MQTT 5: do not deliver the client's own publications.

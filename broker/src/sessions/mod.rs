@@ -5,4 +5,4 @@ mod registry;
 mod session;
 
 pub(crate) use registry::{Opened, SessionClaim, Sessions};
-pub(crate) use session::{QueueLimits, Session};
+pub(crate) use session::{QueueLimits, Session, State as SessionState};

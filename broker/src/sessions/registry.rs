@@ -168,10 +168,7 @@ impl Sessions {
     pub fn close(&self, session: &Arc<Session>) -> Option<Arc<Session>> {
         let persistent = {
             let mut state = session.lock();
-            state.endpoint = None;
-            if state.persistent {
-                state.offline_since = Some(Instant::now());
-            }
+            state.went_offline(Instant::now());
             state.persistent
         };
         if persistent {
@@ -201,7 +198,7 @@ impl Sessions {
             .values()
             .filter_map(|s| {
                 let state = s.lock();
-                let since = state.offline_since.filter(|_| state.endpoint.is_none())?;
+                let since = state.offline_since()?;
                 Some((since, state.expiry, s.client_id.clone()))
             })
             .collect();
@@ -227,6 +224,18 @@ impl Sessions {
         }
         shrink(&mut inner.sessions);
         out
+    }
+
+    /// Every session kept (connected or not).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.lock().sessions.values().cloned().collect()
+    }
+
+    /// Adds a session restored from disk (before any client connects).
+    pub fn restore(&self, session: Arc<Session>) {
+        self.lock()
+            .sessions
+            .insert(session.client_id.clone(), session);
     }
 
     /// Sessions kept (connected or not), and how many of them are persistent.

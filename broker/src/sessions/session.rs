@@ -33,17 +33,20 @@ pub(crate) struct State {
     /// Who the client is (for the delivery hooks), as of its last connection.
     pub info: ClientInfo,
     /// Filter as written -> (filter, options).
-    pub subs: HashMap<String, (Filter, SubOptions)>,
+    subs: HashMap<String, (Filter, SubOptions)>,
     pub persistent: bool,
     /// How long the session outlives its connection.
     pub expiry: Duration,
     /// When the client went away (persistent sessions only).
-    pub offline_since: Option<Instant>,
+    offline_since: Option<Instant>,
     /// QoS 1/2 deliveries that were in flight when the client went away (re-sent with DUP).
-    pub in_flight: Vec<Delivery>,
+    in_flight: Vec<Delivery>,
     queue: VecDeque<Delivery>,
     queue_bytes: usize,
     limits: QueueLimits,
+    /// Counts changes to what persistence saves (subscriptions, waiting messages,
+    /// presence), so the writer saves only sessions that changed.
+    revision: u64,
 }
 
 impl Session {
@@ -68,6 +71,7 @@ impl Session {
                 queue: VecDeque::new(),
                 queue_bytes: 0,
                 limits,
+                revision: 0,
             }),
         }
     }
@@ -127,12 +131,15 @@ impl State {
         }
         self.queue_bytes += size;
         self.queue.push_back(d);
+        self.revision += 1;
         true
     }
 
-    /// What waited for the client: (in flight when it left, queued since).
+    /// The client came back: what waited for it, (in flight when it left, queued since).
     pub fn take_waiting(&mut self) -> (Vec<Delivery>, Vec<Delivery>) {
         self.queue_bytes = 0;
+        self.offline_since = None;
+        self.revision += 1;
         (
             std::mem::take(&mut self.in_flight),
             self.queue.drain(..).collect(),
@@ -147,5 +154,55 @@ impl State {
             self.queue_bytes += d.size();
             self.queue.push_front(d);
         }
+        self.revision += 1;
+    }
+
+    /// The client went away (or, for a session restored from disk, was away since `since`).
+    pub fn went_offline(&mut self, since: Instant) {
+        self.endpoint = None;
+        if self.persistent {
+            self.offline_since = Some(since);
+            self.revision += 1;
+        }
+    }
+
+    /// When the client went away, if it is away.
+    pub fn offline_since(&self) -> Option<Instant> {
+        self.offline_since.filter(|_| self.endpoint.is_none())
+    }
+
+    pub fn add_sub(&mut self, filter: Filter, opts: SubOptions) {
+        self.subs.insert(filter.written.clone(), (filter, opts));
+        self.revision += 1;
+    }
+
+    pub fn remove_sub(&mut self, written: &str) -> Option<Filter> {
+        let (filter, _) = self.subs.remove(written)?;
+        self.revision += 1;
+        Some(filter)
+    }
+
+    /// Removes every subscription (the session ended).
+    pub fn take_subs(&mut self) -> Vec<Filter> {
+        self.revision += 1;
+        self.subs.drain().map(|(_, (f, _))| f).collect()
+    }
+
+    /// (number of subscriptions, whether one has this filter)
+    pub fn sub_count(&self, written: &str) -> (usize, bool) {
+        (self.subs.len(), self.subs.contains_key(written))
+    }
+
+    pub fn subs(&self) -> impl Iterator<Item = &(Filter, SubOptions)> {
+        self.subs.values()
+    }
+
+    /// What waits for the absent client: (in flight when it left, queued since).
+    pub fn waiting(&self) -> (&[Delivery], impl Iterator<Item = &Delivery>) {
+        (&self.in_flight, self.queue.iter())
+    }
+
+    pub fn revision(&self) -> u64 {
+        self.revision
     }
 }

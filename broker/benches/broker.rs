@@ -9,6 +9,11 @@
 //! Run: `cargo bench -p hcore-broker --bench broker` (needs `mosquitto` on PATH).
 //! `BENCH_ROUNDS` (default 2) sets the number of alternating rounds.
 
+#[path = "brokers.rs"]
+#[allow(dead_code)] // shared with the scale benchmark, which stops brokers gracefully
+mod brokers;
+#[path = "echo.rs"]
+mod echo;
 #[path = "mqtt_client.rs"]
 mod mqtt_client;
 #[path = "support.rs"]
@@ -16,11 +21,12 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use brokers::{serve_if_asked, spawn_broker};
 use bytes::BytesMut;
+use echo::{percentiles, round_trips, Clients};
 use mqtt_client::{connect, puback, publish};
 use support::{free_port, rss_mb, wait_port};
 use tokio::sync::Semaphore;
@@ -30,14 +36,7 @@ const FANOUT: [(usize, usize); 3] = [(1, 100_000), (10, 30_000), (50, 10_000)];
 const WINDOW: usize = 100;
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--serve") {
-        let port: u16 = args[3].parse().expect("port");
-        match args[2].as_str() {
-            "hcore" => serve_hcore(port),
-            "rumqttd" => serve_rumqttd(port),
-            other => panic!("unknown broker {other}"),
-        }
+    if serve_if_asked() {
         return;
     }
     let rounds: usize = std::env::var("BENCH_ROUNDS")
@@ -59,97 +58,6 @@ fn main() {
         }
     }
     report(&results);
-}
-
-fn serve_hcore(port: u16) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let config =
-            hcore_broker::BrokerConfig::with_listener(SocketAddr::from(([127, 0, 0, 1], port)));
-        let _broker = hcore_broker::Broker::start(config)
-            .await
-            .expect("start hcore broker");
-        std::future::pending::<()>().await;
-    });
-}
-
-fn serve_rumqttd(port: u16) {
-    // rumqttd's shipped rumqttd.toml, v4 listener only.
-    let text = format!(
-        r#"
-id = 0
-[router]
-max_connections = 10010
-max_outgoing_packet_count = 200
-max_segment_size = 104857600
-max_segment_count = 10
-[v4.1]
-name = "v4-1"
-listen = "127.0.0.1:{port}"
-next_connection_delay_ms = 1
-[v4.1.connections]
-connection_timeout_ms = 60000
-max_payload_size = 20480
-max_inflight_count = 100
-dynamic_filters = true
-"#
-    );
-    let config: rumqttd::Config = toml::from_str(&text).expect("rumqttd config");
-    rumqttd::Broker::new(config).start().expect("rumqttd");
-}
-
-fn spawn_broker(kind: &str, port: u16) -> (Child, Option<tempfile_path::TempPath>) {
-    match kind {
-        "mosquitto" => {
-            let conf = tempfile_path::TempPath::new(format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\n"
-            ));
-            let child = Command::new("mosquitto")
-                .args(["-c", conf.path()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("mosquitto on PATH");
-            (child, Some(conf))
-        }
-        _ => {
-            let exe = std::env::current_exe().unwrap();
-            let child = Command::new(exe)
-                .args(["--serve", kind, &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            (child, None)
-        }
-    }
-}
-
-/// A file that is removed when dropped.
-mod tempfile_path {
-    pub struct TempPath(String);
-    impl TempPath {
-        pub fn new(content: String) -> TempPath {
-            let path = std::env::temp_dir().join(format!(
-                "hcore-bench-{}.conf",
-                uuid::Uuid::new_v4().simple()
-            ));
-            std::fs::write(&path, content).unwrap();
-            TempPath(path.to_string_lossy().into_owned())
-        }
-        pub fn path(&self) -> &str {
-            &self.0
-        }
-    }
-    impl Drop for TempPath {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
 }
 
 struct Run {
@@ -176,14 +84,14 @@ impl Run {
 
 async fn bench_one(kind: &'static str) -> Run {
     let port = free_port();
-    let (mut child, _conf) = spawn_broker(kind, port);
+    let broker = spawn_broker(kind, port, None);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     wait_port(addr).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = child.id();
+    let pid = broker.pid();
     let idle_rss = rss_mb(pid);
-    let qos0 = percentiles(ping_pong(addr, 0).await);
-    let qos1 = percentiles(ping_pong(addr, 1).await);
+    let qos0 = percentiles(round_trips(addr, 0, PING_PONGS, Clients::Tuned).await);
+    let qos1 = percentiles(round_trips(addr, 1, PING_PONGS, Clients::Tuned).await);
     let mut fanout = Vec::new();
     for (subs, msgs) in FANOUT {
         let (rate, ratio) = fan_out(addr, subs, msgs).await;
@@ -191,8 +99,7 @@ async fn bench_one(kind: &'static str) -> Run {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after_rss = rss_mb(pid);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(broker);
     Run {
         idle_rss,
         after_rss,
@@ -202,72 +109,9 @@ async fn bench_one(kind: &'static str) -> Run {
     }
 }
 
-fn percentiles(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    let at = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)].as_secs_f64() * 1e6;
-    (at(0.50), at(0.99))
-}
-
 fn next_pkid(p: &mut u16) -> u16 {
     *p = if *p == u16::MAX { 1 } else { *p + 1 };
     *p
-}
-
-/// Request/response through the broker: ping -> responder -> pong.
-async fn ping_pong(addr: SocketAddr, qos: u8) -> Vec<Duration> {
-    let (mut rr, mut rw) = connect(addr, "responder").await.unwrap();
-    rw.subscribe(&mut rr, "bench/ping", qos).await.unwrap();
-    let (mut qr, mut qw) = connect(addr, "requester").await.unwrap();
-    qw.subscribe(&mut qr, "bench/pong", qos).await.unwrap();
-    let responder = tokio::spawn(async move {
-        let mut pkid = 0;
-        let mut out = BytesMut::new();
-        while let Ok(p) = rr.next().await {
-            if p.kind() != 3 {
-                continue;
-            }
-            let (in_pkid, payload) = p.publish_parts();
-            if p.qos() > 0 {
-                puback(&mut out, in_pkid);
-            }
-            publish(&mut out, "bench/pong", &payload, qos, next_pkid(&mut pkid));
-            if rw.send(&out).await.is_err() {
-                break;
-            }
-            out.clear();
-        }
-    });
-    let mut rtts = Vec::with_capacity(PING_PONGS);
-    let mut pkid = 0;
-    let mut out = BytesMut::new();
-    for i in 0..PING_PONGS + 200 {
-        out.clear();
-        let start = Instant::now();
-        publish(
-            &mut out,
-            "bench/ping",
-            &(i as u64).to_be_bytes(),
-            qos,
-            next_pkid(&mut pkid),
-        );
-        qw.send(&out).await.unwrap();
-        loop {
-            let p = qr.next().await.unwrap();
-            if p.kind() == 3 {
-                if p.qos() > 0 {
-                    let mut ack = BytesMut::new();
-                    puback(&mut ack, p.publish_parts().0);
-                    qw.send(&ack).await.unwrap();
-                }
-                break;
-            }
-        }
-        if i >= 200 {
-            rtts.push(start.elapsed());
-        }
-    }
-    responder.abort();
-    rtts
 }
 
 /// One QoS 1 publisher (window of 100) to `subs` QoS 1 subscribers. Returns deliveries/s

@@ -62,8 +62,18 @@ pub fn puback(out: &mut BytesMut, pkid: u16) {
 }
 
 pub async fn connect(addr: SocketAddr, id: &str) -> std::io::Result<(Reader, Writer)> {
+    connect_with(addr, id, true).await
+}
+
+/// `connect`, choosing TCP_NODELAY (off: Nagle's algorithm, like a default-configured
+/// paho or libmosquitto client).
+pub async fn connect_with(
+    addr: SocketAddr,
+    id: &str,
+    nodelay: bool,
+) -> std::io::Result<(Reader, Writer)> {
     let stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
+    stream.set_nodelay(nodelay)?;
     let (rd, wr) = stream.into_split();
     let mut r = Reader {
         rd,

@@ -74,16 +74,20 @@ impl Broker {
             config.max_connections_per_address,
             config.max_connects_per_second,
         );
-        let store = config
-            .persistence_dir
-            .as_deref()
-            .map(Store::open)
-            .transpose()?;
+        let dir = config.persistence_dir.clone();
         let interval = Duration::from_millis(config.persistence_interval_ms);
         let st = Arc::new(BrokerState::new(config, hooks, shutdown_rx));
-        let writer = store
-            .map(|store| start_persistence(store, &st, interval))
-            .transpose()?;
+        let writer = match dir {
+            // The listeners are bound already: clients that connect meanwhile wait in the
+            // backlog, and the runtime's workers are not blocked by the disk.
+            Some(dir) => {
+                let st = st.clone();
+                let load =
+                    tokio::task::spawn_blocking(move || start_persistence(&dir, &st, interval));
+                Some(load.await.map_err(|e| BrokerError::Link(e.to_string()))??)
+            }
+            None => None,
+        };
         crate::upkeep::start(&st);
         Ok(Broker {
             handle: BrokerHandle { st },
@@ -156,11 +160,12 @@ impl Broker {
 
 /// Loads what the store holds, then starts saving changes.
 fn start_persistence(
-    store: Store,
+    dir: &std::path::Path,
     st: &Arc<BrokerState>,
     interval: Duration,
 ) -> Result<Writer, BrokerError> {
     let started = std::time::Instant::now();
+    let store = Store::open(dir)?;
     let loaded = persist::load(&store, st)?;
     st.retained().track_changes();
     tracing::info!(

@@ -32,6 +32,7 @@ mod listener;
 mod local;
 mod metrics;
 mod persist;
+mod reclaim;
 mod retained;
 mod router;
 mod sessions;

@@ -125,15 +125,26 @@ impl RetainedStore {
         Ok(())
     }
 
-    /// Stores a message restored from disk, if it is within the limits (which may have
-    /// shrunk since it was saved) and unexpired.
-    pub fn restore(&mut self, p: Arc<Publication>, owner: &str) -> Result<(), Refused> {
+    /// Stores a message restored from disk (each topic once, into a store that does not
+    /// hold it yet), if it is within the limits (which may have shrunk since it was
+    /// saved) and unexpired.
+    pub fn restore(&mut self, p: Arc<Publication>, owner: Arc<str>) -> Result<(), Refused> {
         if p.remaining().is_err() {
             return Err(Refused::Expired);
         }
-        self.check(&p, owner)?;
-        self.remove(&p.message.topic);
-        self.insert(p, owner.into());
+        let new = size(&p);
+        if self.count >= self.limits.max_messages {
+            return Err(Refused::TooMany);
+        }
+        if self.bytes + new > self.limits.max_bytes {
+            return Err(Refused::TooLarge);
+        }
+        if self.per_client.get(&owner).copied().unwrap_or(0) + new
+            > self.limits.max_bytes_per_client
+        {
+            return Err(Refused::ClientQuota);
+        }
+        self.insert(p, owner);
         Ok(())
     }
 
@@ -174,11 +185,15 @@ impl RetainedStore {
         node.entry.as_ref()
     }
 
-    /// Stores without checks (a message restored from disk, or one that passed them).
-    pub fn insert(&mut self, publication: Arc<Publication>, owner: Arc<str>) {
+    /// Stores without checks (a message that passed them).
+    fn insert(&mut self, publication: Arc<Publication>, owner: Arc<str>) {
         let mut node = &mut self.root;
         for level in publication.message.topic.split('/') {
-            node = node.children.entry(level.into()).or_default();
+            // Look up before inserting: only a new level allocates its name.
+            if !node.children.contains_key(level) {
+                node.children.insert(level.into(), Node::default());
+            }
+            node = node.children.get_mut(level).expect("just inserted");
         }
         let bytes = size(&publication);
         if let Some(old) = node.entry.replace(Entry {

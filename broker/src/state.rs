@@ -20,6 +20,7 @@ use crate::config::BrokerConfig;
 use crate::endpoint::Touched;
 use crate::hooks::{ClientInfo, Hooks};
 use crate::metrics::Metrics;
+use crate::reclaim::Reclaim;
 use crate::retained::{Refused, RetainedLimits, RetainedStore};
 use crate::router::publication::{Delivery, Publication};
 use crate::router::subscription::{Filter, RetainHandling, SubOptions};
@@ -35,6 +36,7 @@ pub(crate) struct BrokerState {
     pub router: Router,
     retained: Mutex<RetainedStore>,
     pub sessions: Sessions,
+    pub reclaim: Reclaim,
     pub tasks: Arc<TaskCounter>,
     pub shutdown: watch::Receiver<bool>,
     pub started: Instant,
@@ -59,6 +61,7 @@ impl BrokerState {
             router: Router::default(),
             retained: Mutex::new(RetainedStore::new(limits)),
             sessions: Sessions::default(),
+            reclaim: Reclaim::default(),
             tasks: Arc::new(TaskCounter::default()),
             shutdown,
             started: Instant::now(),
@@ -179,6 +182,7 @@ impl BrokerState {
             self.router
                 .unsubscribe(session.id, &f.inner, f.group.as_deref());
         }
+        self.reclaim.note();
     }
 
     /// Records the hooks' stamps (identity, role) in a publish's user properties, removing

@@ -1,5 +1,6 @@
 //! The broker's background work: ending persistent sessions whose expiry has passed (or
-//! beyond `max_persistent_sessions`), and publishing `$SYS` topics.
+//! beyond `max_persistent_sessions`), returning freed memory to the OS, and publishing
+//! `$SYS` topics.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,8 +8,11 @@ use std::time::{Duration, Instant};
 use crate::metrics::Metrics;
 use crate::state::BrokerState;
 
-/// How often expired sessions are looked for.
-const SWEEP: Duration = Duration::from_secs(5);
+/// How often the upkeep runs (freed memory is returned this soon after clients leave).
+const TICK: Duration = Duration::from_secs(1);
+
+/// Expired sessions are looked for every this many ticks.
+const SWEEP_TICKS: u64 = 5;
 
 /// Starts the background tasks; they end with the broker.
 pub(crate) fn start(st: &Arc<BrokerState>) {
@@ -17,14 +21,17 @@ pub(crate) fn start(st: &Arc<BrokerState>) {
 }
 
 async fn sweep(st: std::sync::Weak<BrokerState>) {
-    let mut tick = tokio::time::interval(SWEEP);
-    loop {
+    let mut tick = tokio::time::interval(TICK);
+    for n in 0u64.. {
         tick.tick().await;
         let Some(st) = st.upgrade() else { return };
         if *st.shutdown.borrow() {
             return;
         }
-        end_expired(&st);
+        if n % SWEEP_TICKS == 0 {
+            end_expired(&st);
+        }
+        st.reclaim.run();
     }
 }
 

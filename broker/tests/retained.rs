@@ -183,3 +183,46 @@ async fn v5_retain_handling_never_skips_stored_messages() {
     assert_eq!(first.payload, "live".as_bytes());
     broker.shutdown().await;
 }
+
+/// Retained messages for a new subscription are paced by the subscriber's flow control
+/// (its window and how fast it reads), never dropped: 3,000 messages of 1 KB are three
+/// times what one subscriber may have queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_retained_message_reaches_a_new_subscriber_at_any_qos() {
+    let broker = start().await;
+    let addr = addr(&broker);
+    let (loader, _rx) = broker
+        .local_client("loader", Default::default())
+        .await
+        .unwrap();
+    let payload = "x".repeat(1024);
+    for i in 0..3000 {
+        let m = hcore_broker::Message::new(format!("state/{i}"), payload.clone()).retained(true);
+        loader.publish(m).await.unwrap();
+    }
+    assert_eq!(broker.handle().retained_count(), 3000);
+    let count = |mut c: V4| async move {
+        let mut topics = std::collections::HashSet::new();
+        while topics.len() < 3000 {
+            match c.next_publish().await {
+                Some(p) => topics.insert(p.topic),
+                None => break,
+            };
+        }
+        topics.len()
+    };
+    let mut q1 = v4(addr, "qos1").await;
+    q1.subscribe("state/#", QoS::AtLeastOnce).await;
+    let mut q0 = v4(addr, "qos0").await;
+    q0.subscribe("state/#", QoS::AtMostOnce).await;
+    let sub = mosquitto_sub(addr, &["-t", "state/#", "-q", "1", "-C", "3000"]);
+    let (n1, n0) = tokio::join!(count(q1), count(q0));
+    assert_eq!((n1, n0), (3000, 3000));
+    let out = tokio::time::timeout(WAIT, sub.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3000);
+    assert_eq!(broker.metrics().dropped_slow_subscriber, 0);
+    broker.shutdown().await;
+}

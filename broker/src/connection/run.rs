@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -144,6 +143,9 @@ async fn serve(
     let ka_sleep = tokio::time::sleep(keep_alive.unwrap_or(far));
     let mut ka_sleep = std::pin::pin!(ka_sleep);
     let mut shutdown = st.shutdown.clone();
+    if rbuf.is_empty() {
+        *rbuf = BytesMut::new();
+    }
     loop {
         let written = match outbox.flush() {
             Ok(done) => done,
@@ -151,26 +153,34 @@ async fn serve(
         };
         // Read only while the client takes what it is sent.
         let may_read = outbox.pending_bytes() < st.config.max_queued_bytes;
-        if rbuf.capacity() - rbuf.len() < 256 {
-            rbuf.reserve(4096);
-        }
         tokio::select! {
             _ = &mut *kill => return Close::TakenOver,
             _ = shutdown.changed() => return Close::Shutdown,
-            read = reader.read_buf(rbuf), if may_read => match read {
-                Ok(0) => return Close::Eof,
-                Err(e) => return Close::Io(e.to_string()),
-                Ok(n) => {
-                    Metrics::add(&st.metrics.bytes_received, n as u64);
-                    last_in = Instant::now();
-                    quick_ack(reader);
-                    let handled = conn.on_readable(rbuf, &mut touched);
-                    touched.flush_and_pace(PACE).await;
-                    if let Err(close) = handled {
-                        return close;
-                    }
-                    if rbuf.is_empty() && rbuf.capacity() > 16 * 1024 {
-                        *rbuf = BytesMut::new();
+            ready = reader.readable(), if may_read => {
+                if let Err(e) = ready {
+                    return Close::Io(e.to_string());
+                }
+                // The buffer exists only while there is something to read: an idle
+                // connection holds none.
+                if rbuf.capacity() - rbuf.len() < 256 {
+                    rbuf.reserve(4096);
+                }
+                match reader.try_read_buf(rbuf) {
+                    Ok(0) => return Close::Eof,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Close::Io(e.to_string()),
+                    Ok(n) => {
+                        Metrics::add(&st.metrics.bytes_received, n as u64);
+                        last_in = Instant::now();
+                        quick_ack(reader);
+                        let handled = conn.on_readable(rbuf, &mut touched);
+                        touched.flush_and_pace(PACE).await;
+                        if let Err(close) = handled {
+                            return close;
+                        }
+                        if rbuf.is_empty() {
+                            *rbuf = BytesMut::new();
+                        }
                     }
                 }
             },

@@ -8,6 +8,7 @@
 
 pub(crate) mod local;
 pub(crate) mod outbox;
+mod queue;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -129,10 +130,18 @@ impl Endpoint {
         self.gate().holding = true;
     }
 
-    /// Delivers `first`, then what was held meanwhile (and what arrives while handing
-    /// those over), in order; then stops holding.
+    /// Delivers `first` (paced: all of it arrives, as fast as the client takes it), then
+    /// what was held meanwhile (and what arrives while handing those over), in order;
+    /// then stops holding.
     pub fn release(&self, first: Vec<Delivery>, touched: &mut Touched) {
-        let mut batch = first;
+        let mut batch = match &self.outlet {
+            Outlet::Net(o) if !first.is_empty() => {
+                o.deliver_paced(first);
+                touched.add(o);
+                Vec::new()
+            }
+            _ => first,
+        };
         batch.append(&mut self.gate().held);
         loop {
             for d in batch.drain(..) {

@@ -9,11 +9,13 @@
 //! Bounded: once `max_bytes` wait, QoS 0 messages are dropped and counted
 //! (`dropped_slow_subscriber`). QoS 1/2 messages get the outbox's own packet ids, at most
 //! `window` unacknowledged (the client's Receive Maximum), up to `max_messages` and
-//! `max_bytes` more queued, and are dropped (counted) beyond that. Expired messages
+//! `max_bytes` more queued, and are dropped (counted) beyond that. Retained messages for a
+//! new subscription and a resumed session's queue are *paced* (`queue`): written as the
+//! client takes them, never dropped. Expired messages
 //! (MQTT 5 message expiry) are dropped when their turn comes. MQTT 5 topic aliases are
 //! used towards clients that accept them, and forgotten with the connection.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,8 @@ use crate::metrics::Metrics;
 use crate::router::publication::Delivery;
 use crate::types::{Protocol, QoS};
 use crate::wire::encode::{self, AckKind, OutPublish};
+
+use super::queue::Queue;
 
 /// Limits of one outbox.
 #[derive(Debug, Clone, Copy)]
@@ -51,8 +55,7 @@ struct Inner {
     dropped: u64,
     next_pkid: u16,
     inflight: HashMap<u16, Inflight>,
-    waiting: VecDeque<Delivery>,
-    waiting_bytes: usize,
+    waiting: Queue,
     /// Outbound topic aliases: topic -> alias.
     aliases: HashMap<String, u16>,
     closed: bool,
@@ -95,8 +98,7 @@ impl Outbox {
                 dropped: 0,
                 next_pkid: 1,
                 inflight: HashMap::new(),
-                waiting: VecDeque::new(),
-                waiting_bytes: 0,
+                waiting: Queue::default(),
                 aliases: HashMap::new(),
                 closed: false,
                 progress: Instant::now(),
@@ -125,32 +127,51 @@ impl Outbox {
         if inner.closed {
             return false;
         }
-        if d.qos == QoS::AtMostOnce {
-            if inner.buf.len() >= self.limits.max_bytes {
-                self.count_drop(&mut inner);
-                return false;
+        let must_wait = if d.qos == QoS::AtMostOnce {
+            inner.waiting.has_paced()
+        } else {
+            inner.inflight.len() >= self.limits.window || !inner.waiting.is_empty()
+        };
+        if !must_wait {
+            if d.qos == QoS::AtMostOnce {
+                if inner.buf.len() >= self.limits.max_bytes {
+                    self.count_drop(&mut inner);
+                    return false;
+                }
+                return self.write(&mut inner, &d, 0, false);
             }
-            return self.write(&mut inner, &d, 0, false);
+            return self.send_with_pkid(&mut inner, d, false);
         }
-        if inner.inflight.len() >= self.limits.window || !inner.waiting.is_empty() {
-            let size = d.size();
-            if inner.waiting.len() >= self.limits.max_messages
-                || inner.buf.len() + inner.waiting_bytes + size > self.limits.max_bytes
-            {
-                self.count_drop(&mut inner);
-                return false;
-            }
-            inner.waiting_bytes += size;
-            inner.waiting.push_back(d);
-            return true;
+        let (live, live_bytes) = inner.waiting.live();
+        if live >= self.limits.max_messages
+            || inner.buf.len() + live_bytes + d.size() > self.limits.max_bytes
+        {
+            self.count_drop(&mut inner);
+            return false;
         }
-        self.send_with_pkid(&mut inner, d, false)
+        inner.waiting.push_live(d);
+        true
+    }
+
+    /// Queues deliveries that must all arrive (retained messages for a new subscription,
+    /// a resumed session's queue): written as fast as the client takes them, in order,
+    /// ahead of anything delivered after them.
+    pub fn deliver_paced(&self, deliveries: Vec<Delivery>) {
+        let mut inner = self.lock();
+        if inner.closed {
+            return;
+        }
+        for d in deliveries {
+            inner.waiting.push_paced(d);
+        }
+        self.pump(&mut inner);
     }
 
     /// Is this subscriber unable to take more right now? (Shared groups skip it.)
     pub fn is_full(&self) -> bool {
         let inner = self.lock();
-        inner.buf.len() >= self.limits.max_bytes || inner.waiting.len() >= self.limits.max_messages
+        inner.buf.len() >= self.limits.max_bytes
+            || inner.waiting.live().0 >= self.limits.max_messages
     }
 
     /// Bytes waiting to be written.
@@ -184,18 +205,17 @@ impl Outbox {
     /// those that were in flight).
     pub fn resume(&self, in_flight: Vec<Delivery>, queued: Vec<Delivery>) {
         let mut inner = self.lock();
+        let mut rest = Vec::new();
         for d in in_flight {
             if inner.inflight.len() < self.limits.window {
                 self.send_with_pkid(&mut inner, d, true);
             } else {
-                inner.waiting_bytes += d.size();
-                inner.waiting.push_back(d);
+                rest.push(d);
             }
         }
         drop(inner);
-        for d in queued {
-            self.deliver(d);
-        }
+        rest.extend(queued);
+        self.deliver_paced(rest);
     }
 
     /// Handles the client's PUBACK / PUBREC / PUBCOMP; returns false for an unknown id.
@@ -234,8 +254,7 @@ impl Outbox {
         let mut inflight: Vec<(u16, Inflight)> = inner.inflight.drain().collect();
         inflight.sort_by_key(|(pkid, _)| *pkid);
         let sent = inflight.into_iter().map(|(_, m)| m.delivery).collect();
-        inner.waiting_bytes = 0;
-        let queued = inner.waiting.drain(..).collect();
+        let queued = inner.waiting.take_qos12();
         (sent, queued)
     }
 
@@ -265,6 +284,9 @@ impl Outbox {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
+            if inner.buf.is_empty() && inner.waiting.has_paced() {
+                self.pump(&mut inner);
+            }
         }
         if inner.buf.capacity() > KEEP_BUFFER {
             inner.buf = BytesMut::new();
@@ -283,13 +305,22 @@ impl Outbox {
         }
     }
 
+    /// Moves waiting deliveries into the write buffer while the client can take them:
+    /// QoS 1/2 while the window has room, paced ones while the buffer is under half full.
     fn pump(&self, inner: &mut Inner) {
-        while inner.inflight.len() < self.limits.window {
-            let Some(d) = inner.waiting.pop_front() else {
+        while let Some((qos, paced)) = inner.waiting.front() {
+            if paced && inner.buf.len() >= self.limits.max_bytes / 2 {
                 break;
-            };
-            inner.waiting_bytes = inner.waiting_bytes.saturating_sub(d.size());
-            self.send_with_pkid(inner, d, false);
+            }
+            if qos != QoS::AtMostOnce && inner.inflight.len() >= self.limits.window {
+                break;
+            }
+            let Some(d) = inner.waiting.pop() else { break };
+            if qos == QoS::AtMostOnce {
+                self.write(inner, &d, 0, false);
+            } else {
+                self.send_with_pkid(inner, d, false);
+            }
         }
     }
 
@@ -369,8 +400,8 @@ impl Outbox {
         if n == 1 || n % 10_000 == 0 {
             tracing::warn!(
                 dropped = n,
-                queued_bytes = inner.buf.len() + inner.waiting_bytes,
-                queued_messages = inner.waiting.len(),
+                queued_bytes = inner.buf.len() + inner.waiting.live().1,
+                queued_messages = inner.waiting.live().0,
                 "subscriber is not keeping up; dropping messages"
             );
         }
@@ -380,8 +411,8 @@ impl Outbox {
 /// More than half full, and still taking messages (a client that took nothing for a second
 /// is stuck, not slow: publishers do not wait for it, it loses messages instead).
 fn congested(inner: &Inner, limits: &Limits) -> bool {
-    (inner.waiting.len() > limits.max_messages / 2
-        || inner.buf.len() + inner.waiting_bytes > limits.max_bytes / 2)
+    let (live, live_bytes) = inner.waiting.live();
+    (live > limits.max_messages / 2 || inner.buf.len() + live_bytes > limits.max_bytes / 2)
         && inner.progress.elapsed() < STUCK
 }
 

@@ -39,14 +39,22 @@ pub(crate) fn load(store: &Store, st: &BrokerState) -> Result<Loaded, BrokerErro
 fn load_retained(store: &Store, st: &BrokerState, now: u64) -> Result<usize, BrokerError> {
     let mut retained = st.retained();
     let mut drop = Vec::new();
+    // One shared name per client that stored messages.
+    let mut owners: HashMap<String, Arc<str>> = HashMap::new();
     for item in store.retained.iter() {
         let (key, value) = item.map_err(|e| store.error(e))?;
         let restored = decode::<StoredRetained>(&value)
             .map_err(|e| format!("unreadable record: {e}"))
             .and_then(|r| {
-                let p = r.message.restore(now);
+                let owner = match owners.get(&r.owner) {
+                    Some(o) => o.clone(),
+                    None => owners
+                        .entry(r.owner.clone())
+                        .or_insert_with(|| r.owner.as_str().into())
+                        .clone(),
+                };
                 retained
-                    .restore(p, &r.owner)
+                    .restore(r.message.restore(now), owner)
                     .map_err(|why| format!("not restored: {why:?}"))
             });
         if let Err(why) = restored {

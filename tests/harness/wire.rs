@@ -162,3 +162,131 @@ pub fn connect_login(level: u8, client_id: &str, user: &str, pass: &str) -> Vec<
 pub fn raw_packet(byte1: u8, body: &[u8]) -> Vec<u8> {
     packet(byte1, body)
 }
+
+/// CONNECT for MQTT 5 with encoded properties (`props`, without their length) and an
+/// optional QoS 0, non-retained will without properties.
+pub fn connect_v5(
+    client_id: &str,
+    keep_alive: u16,
+    props: &[u8],
+    will: Option<(&str, &[u8])>,
+) -> Vec<u8> {
+    let mut body = BytesMut::new();
+    put_str(&mut body, b"MQTT");
+    body.put_u8(5);
+    body.put_u8(0x02 | if will.is_some() { 0x04 } else { 0 });
+    body.put_u16(keep_alive);
+    put_varint(&mut body, props.len());
+    body.put_slice(props);
+    put_str(&mut body, client_id.as_bytes());
+    if let Some((topic, payload)) = will {
+        body.put_u8(0);
+        put_str(&mut body, topic.as_bytes());
+        put_str(&mut body, payload);
+    }
+    packet(0x10, &body)
+}
+
+/// PUBLISH for MQTT 5 with encoded properties (`props`, without their length).
+pub fn publish_v5(topic: &str, payload: &[u8], qos: u8, pkid: u16, props: &[u8]) -> Vec<u8> {
+    let mut body = BytesMut::new();
+    put_str(&mut body, topic.as_bytes());
+    if qos > 0 {
+        body.put_u16(pkid);
+    }
+    put_varint(&mut body, props.len());
+    body.put_slice(props);
+    body.put_slice(payload);
+    packet(0x30 | (qos << 1), &body)
+}
+
+/// The properties of an MQTT 5 CONNACK body (after flags and reason code).
+pub fn connack_properties(body: &[u8]) -> Vec<(u8, PropertyValue)> {
+    properties(&body[2..]).0
+}
+
+/// A QoS 0 MQTT 5 PUBLISH body: (topic, properties, payload).
+pub fn split_publish_v5(body: &[u8]) -> (String, Vec<(u8, PropertyValue)>, Vec<u8>) {
+    let len = usize::from(u16::from_be_bytes([body[0], body[1]]));
+    let topic = String::from_utf8(body[2..2 + len].to_vec()).unwrap();
+    let (props, used) = properties(&body[2 + len..]);
+    (topic, props, body[2 + len + used..].to_vec())
+}
+
+/// One decoded MQTT 5 property value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PropertyValue {
+    Int(u32),
+    Bytes(Vec<u8>),
+    Pair(Vec<u8>, Vec<u8>),
+}
+
+impl PropertyValue {
+    pub fn int(&self) -> u32 {
+        match self {
+            PropertyValue::Int(v) => *v,
+            other => panic!("not a number: {other:?}"),
+        }
+    }
+}
+
+/// First value of property `id`, if present.
+pub fn property(props: &[(u8, PropertyValue)], id: u8) -> Option<PropertyValue> {
+    props.iter().find(|(i, _)| *i == id).map(|(_, v)| v.clone())
+}
+
+fn varint(b: &[u8]) -> (u32, usize) {
+    let (mut v, mut shift) = (0u32, 0);
+    for (i, byte) in b.iter().enumerate() {
+        v |= u32::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return (v, i + 1);
+        }
+        shift += 7;
+    }
+    panic!("truncated variable byte integer");
+}
+
+/// Properties (length-prefixed) at the start of `b`, and the bytes they took.
+fn properties(b: &[u8]) -> (Vec<(u8, PropertyValue)>, usize) {
+    let (len, n) = varint(b);
+    let (mut rest, mut out) = (&b[n..n + len as usize], Vec::new());
+    let take_bin = |r: &mut &[u8]| {
+        let l = usize::from(u16::from_be_bytes([r[0], r[1]]));
+        let v = r[2..2 + l].to_vec();
+        *r = &r[2 + l..];
+        v
+    };
+    while let Some((&id, r)) = rest.split_first() {
+        rest = r;
+        let value = match id {
+            0x01 | 0x17 | 0x19 | 0x24 | 0x25 | 0x28..=0x2a => {
+                let v = rest[0];
+                rest = &rest[1..];
+                PropertyValue::Int(v.into())
+            }
+            0x13 | 0x21 | 0x22 | 0x23 => {
+                let v = u16::from_be_bytes([rest[0], rest[1]]);
+                rest = &rest[2..];
+                PropertyValue::Int(v.into())
+            }
+            0x02 | 0x11 | 0x18 | 0x27 => {
+                let v = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+                rest = &rest[4..];
+                PropertyValue::Int(v)
+            }
+            0x0b => {
+                let (v, n) = varint(rest);
+                rest = &rest[n..];
+                PropertyValue::Int(v)
+            }
+            0x26 => {
+                let k = take_bin(&mut rest);
+                PropertyValue::Pair(k, take_bin(&mut rest))
+            }
+            _ => PropertyValue::Bytes(take_bin(&mut rest)),
+        };
+        out.push((id, value));
+    }
+    (out, n + len as usize)
+}

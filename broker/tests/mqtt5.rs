@@ -93,7 +93,7 @@ async fn message_expiry_counts_down_and_expired_messages_are_never_delivered() {
     let long = back.next().await;
     assert_eq!(long.payload, "long".as_bytes());
     let left = long.properties.unwrap().message_expiry_interval.unwrap();
-    assert!(left < 100 && left >= 90, "remaining interval {left}");
+    assert!((90..100).contains(&left), "remaining interval {left}");
     let rest = payloads_until_marker(&mut back, &p, "exp/marker").await;
     assert_eq!(rest, ["none"], "the expired message is dropped");
     assert!(handle.metrics().dropped_expired >= 1);

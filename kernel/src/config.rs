@@ -32,6 +32,14 @@ pub struct KernelConfig {
     pub reply_queue: usize,
     /// Values per `storage.list` page, bytes (a page holds at least one entry).
     pub max_page_bytes: usize,
+    /// Bytes (keys and values) one namespace may hold in storage.
+    pub max_storage_bytes_per_namespace: u64,
+    /// Bytes (keys and values) all namespaces together may hold in storage.
+    pub max_storage_bytes: u64,
+    /// State keys in total.
+    pub max_state_keys: usize,
+    /// Bytes of state in total (keys and JSON values); state lives in memory too.
+    pub max_state_bytes: usize,
 }
 
 impl Default for KernelConfig {
@@ -48,11 +56,29 @@ impl Default for KernelConfig {
             write_queue: 4_096,
             reply_queue: 65_536,
             max_page_bytes: 256 * 1024,
+            max_storage_bytes_per_namespace: 16 * 1024 * 1024,
+            max_storage_bytes: 256 * 1024 * 1024,
+            max_state_keys: 10_000,
+            max_state_bytes: 16 * 1024 * 1024,
         }
     }
 }
 
 impl KernelConfig {
+    pub(crate) fn state_limits(&self) -> crate::state::StateLimits {
+        crate::state::StateLimits {
+            keys: self.max_state_keys,
+            bytes: self.max_state_bytes,
+        }
+    }
+
+    pub(crate) fn storage_quota(&self) -> crate::quota::QuotaLimits {
+        crate::quota::QuotaLimits {
+            per_namespace: self.max_storage_bytes_per_namespace,
+            total: self.max_storage_bytes,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), crate::KernelError> {
         let bad = |m: String| Err(crate::KernelError::Config(m));
         if self.root.is_empty() || self.root.starts_with('$') || self.root.contains(['+', '#']) {
@@ -70,6 +96,13 @@ impl KernelConfig {
             ("write_queue", self.write_queue),
             ("reply_queue", self.reply_queue),
             ("max_page_bytes", self.max_page_bytes),
+            ("max_state_keys", self.max_state_keys),
+            ("max_state_bytes", self.max_state_bytes),
+            (
+                "max_storage_bytes_per_namespace",
+                self.max_storage_bytes_per_namespace as usize,
+            ),
+            ("max_storage_bytes", self.max_storage_bytes as usize),
         ] {
             if v == 0 {
                 return bad(format!("{name} must be at least 1"));

@@ -17,6 +17,7 @@ mod manager;
 mod out;
 mod persist;
 mod policy;
+mod quota;
 mod ratelog;
 mod replier;
 mod services;
@@ -91,8 +92,10 @@ impl Kernel {
             path: config.data_dir.clone(),
             message: e.to_string(),
         };
-        let state = Arc::new(state::StateStore::open(&db).map_err(storage_error)?);
-        let storage = Arc::new(storage::Storage::open(&db).map_err(storage_error)?);
+        let state =
+            Arc::new(state::StateStore::open(&db, config.state_limits()).map_err(storage_error)?);
+        let storage =
+            Arc::new(storage::Storage::open(&db, config.storage_quota()).map_err(storage_error)?);
         let topics = Topics::new(&config.root);
         let link = KernelLink::default();
         let calls = Arc::new(Calls::new(

@@ -17,12 +17,52 @@ use serde_json::Value;
 pub(crate) struct StateStore {
     inner: Mutex<Inner>,
     pub tree: sled::Tree,
+    limits: StateLimits,
+}
+
+/// `max_state_keys` and `max_state_bytes`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StateLimits {
+    pub keys: usize,
+    pub bytes: usize,
+}
+
+/// What a record counts against `max_state_bytes`: its key and its JSON value.
+pub(crate) fn record_size(key: &str, r: &StateRecord) -> usize {
+    key.len() + r.value.to_string().len()
+}
+
+/// A change in the number of keys and bytes of state.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Growth {
+    pub keys: isize,
+    pub bytes: isize,
+}
+
+impl Growth {
+    /// What replacing `old` with `new` at `key` adds.
+    pub fn of(key: &str, old: Option<&StateRecord>, new: Option<&StateRecord>) -> Growth {
+        let size = |r: Option<&StateRecord>| r.map_or(0, |r| record_size(key, r)) as isize;
+        Growth {
+            keys: new.is_some() as isize - old.is_some() as isize,
+            bytes: size(new) - size(old),
+        }
+    }
+
+    pub fn add(self, other: Growth) -> Growth {
+        Growth {
+            keys: self.keys + other.keys,
+            bytes: self.bytes + other.bytes,
+        }
+    }
 }
 
 #[derive(Default)]
 pub(crate) struct Inner {
     /// Every record on disk, by key.
     pub records: BTreeMap<String, StateRecord>,
+    /// `record_size` of all of them.
+    bytes: usize,
     /// Writes queued per key, not yet flushed.
     dirty: HashMap<String, u32>,
 }
@@ -39,14 +79,16 @@ impl Inner {
 
 impl StateStore {
     /// Loads every record from the database.
-    pub fn open(db: &sled::Db) -> Result<StateStore, sled::Error> {
+    pub fn open(db: &sled::Db, limits: StateLimits) -> Result<StateStore, sled::Error> {
         let tree = db.open_tree("state")?;
         let mut records = BTreeMap::new();
+        let mut bytes = 0;
         for item in tree.iter() {
             let (k, v) = item?;
             let key = String::from_utf8_lossy(&k).into_owned();
             match serde_json::from_slice::<StateRecord>(&v) {
                 Ok(r) => {
+                    bytes += record_size(&key, &r);
                     records.insert(key, r);
                 }
                 Err(e) => tracing::error!(key, error = %e, "unreadable state record skipped"),
@@ -55,14 +97,39 @@ impl StateStore {
         Ok(StateStore {
             inner: Mutex::new(Inner {
                 records,
+                bytes,
                 dirty: HashMap::new(),
             }),
             tree,
+            limits,
         })
     }
 
     pub fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuses a change that grows state past a limit, given what the writer's batch has
+    /// already added (`pending`, not yet committed). Shrinking is always allowed.
+    pub fn check_growth(&self, pending: Growth, change: Growth) -> Result<(), RpcError> {
+        let inner = self.lock();
+        let after = pending.add(change);
+        let keys = inner.records.len() as i128 + after.keys as i128;
+        let bytes = inner.bytes as i128 + after.bytes as i128;
+        let too_many = change.keys > 0 && keys > self.limits.keys as i128;
+        let too_big = change.bytes > 0 && bytes > self.limits.bytes as i128;
+        if too_many || too_big {
+            let which = if too_many {
+                format!("{} keys (max_state_keys)", self.limits.keys)
+            } else {
+                format!("{} bytes (max_state_bytes)", self.limits.bytes)
+            };
+            return Err(RpcError::new(
+                hcore_client::protocol::ErrorCode::QuotaExceeded,
+                format!("state is full: it may hold at most {which}"),
+            ));
+        }
+        Ok(())
     }
 
     /// A write to `key` is about to be queued.
@@ -75,10 +142,13 @@ impl StateStore {
     pub fn commit(&self, changes: Vec<(String, Option<StateRecord>)>, written: &[String]) {
         let mut inner = self.lock();
         for (key, record) in changes {
-            match record {
-                Some(r) => inner.records.insert(key, r),
+            let new_size = record.as_ref().map_or(0, |r| record_size(&key, r));
+            let old = match record {
+                Some(r) => inner.records.insert(key.clone(), r),
                 None => inner.records.remove(&key),
             };
+            let old_size = old.as_ref().map_or(0, |r| record_size(&key, r));
+            inner.bytes = (inner.bytes + new_size).saturating_sub(old_size);
         }
         for key in written {
             if let Some(n) = inner.dirty.get_mut(key) {

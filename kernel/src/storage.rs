@@ -13,10 +13,18 @@ use hcore_client::protocol::commands::{CasResult, Deleted, Item, Page, StorageVa
 use hcore_client::protocol::RpcError;
 use serde_json::Value;
 
+use crate::quota::{namespace_of, Quota, QuotaLimits};
+
 pub(crate) struct Storage {
     pub tree: sled::Tree,
     /// Full keys with writes queued, not yet flushed.
     dirty: Mutex<BTreeMap<Vec<u8>, u32>>,
+    quota: Mutex<Quota>,
+}
+
+/// What an entry counts against its namespace's quota: its key and its value.
+fn entry_size(full_key: &[u8], value: &[u8]) -> u64 {
+    (full_key.len() + value.len()) as u64
 }
 
 /// What a write replaced: the key and its previous bytes (to undo the write if the flush
@@ -44,11 +52,53 @@ fn encode(v: &Value) -> Result<Vec<u8>, RpcError> {
 }
 
 impl Storage {
-    pub fn open(db: &sled::Db) -> Result<Storage, sled::Error> {
+    /// Opens the tree and counts what each namespace holds.
+    pub fn open(db: &sled::Db, limits: QuotaLimits) -> Result<Storage, sled::Error> {
+        let tree = db.open_tree("storage")?;
+        let mut quota = Quota::new(limits);
+        for item in tree.iter() {
+            let (k, v) = item?;
+            quota.apply(&namespace_of(&k), 0, entry_size(&k, &v));
+        }
         Ok(Storage {
-            tree: db.open_tree("storage")?,
+            tree,
             dirty: Mutex::new(BTreeMap::new()),
+            quota: Mutex::new(quota),
         })
+    }
+
+    fn quota(&self) -> MutexGuard<'_, Quota> {
+        self.quota.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes a namespace holds (keys and values).
+    #[cfg(test)]
+    pub fn used(&self, ns: &str) -> u64 {
+        self.quota().used(ns)
+    }
+
+    /// Writes (or removes, for `None`) one entry and keeps the quota count; with `check`,
+    /// refuses growth past a quota. Returns the bytes it replaced.
+    fn replace(
+        &self,
+        k: &[u8],
+        new: Option<Vec<u8>>,
+        check: bool,
+    ) -> Result<Option<sled::IVec>, RpcError> {
+        let ns = namespace_of(k);
+        let new_size = new.as_ref().map_or(0, |v| entry_size(k, v));
+        let mut quota = self.quota();
+        if check {
+            let current = self.tree.get(k).map_err(internal)?;
+            quota.check(&ns, current.map_or(0, |v| entry_size(k, &v)), new_size)?;
+        }
+        let old = match new {
+            Some(v) => self.tree.insert(k, v),
+            None => self.tree.remove(k),
+        }
+        .map_err(internal)?;
+        quota.apply(&ns, old.as_ref().map_or(0, |v| entry_size(k, v)), new_size);
+        Ok(old)
     }
 
     fn dirty(&self) -> MutexGuard<'_, BTreeMap<Vec<u8>, u32>> {
@@ -135,13 +185,13 @@ impl Storage {
 
     pub fn set(&self, ns: &str, key: &str, value: &Value) -> Result<Undo, RpcError> {
         let k = full_key(ns, key);
-        let old = self.tree.insert(&k, encode(value)?).map_err(internal)?;
+        let old = self.replace(&k, Some(encode(value)?), true)?;
         Ok((k, old))
     }
 
     pub fn delete(&self, ns: &str, key: &str) -> Result<(bool, Undo), RpcError> {
         let k = full_key(ns, key);
-        let old = self.tree.remove(&k).map_err(internal)?;
+        let old = self.replace(&k, None, false)?;
         Ok((old.is_some(), (k, old)))
     }
 
@@ -156,24 +206,20 @@ impl Storage {
         let old = expected.map(encode).transpose()?;
         let new = value.map(encode).transpose()?;
         let k = full_key(ns, key);
-        match self
-            .tree
-            .compare_and_swap(&k, old.clone(), new)
-            .map_err(internal)?
-        {
-            Ok(()) => Ok((true, value.cloned(), Some((k, old.map(sled::IVec::from))))),
-            Err(e) => Ok((false, e.current.map(|c| decode(&c)), None)),
+        // Only the persistence writer writes, so the current value cannot change between
+        // this read and the swap.
+        let current = self.tree.get(&k).map_err(internal)?;
+        if current.as_deref() != old.as_deref() {
+            return Ok((false, current.map(|c| decode(&c)), None));
         }
+        let replaced = self.replace(&k, new, true)?;
+        Ok((true, value.cloned(), Some((k, replaced))))
     }
 
     /// Puts back what failed writes replaced, newest first.
     pub fn undo(&self, undo: Vec<Undo>) {
         for (k, old) in undo.into_iter().rev() {
-            let restored = match old {
-                Some(v) => self.tree.insert(k, v).map(|_| ()),
-                None => self.tree.remove(k).map(|_| ()),
-            };
-            if let Err(e) = restored {
+            if let Err(e) = self.replace(&k, old.map(|v| v.to_vec()), false) {
                 tracing::error!(error = %e, "cannot undo a storage write whose flush failed");
             }
         }
@@ -291,7 +337,37 @@ mod tests {
 
     fn storage() -> Storage {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        Storage::open(&db).unwrap()
+        Storage::open(&db, LIMITS).unwrap()
+    }
+
+    const LIMITS: QuotaLimits = QuotaLimits {
+        per_namespace: 1000,
+        total: 1500,
+    };
+
+    #[test]
+    fn quotas_refuse_growth_and_follow_deletes_cas_and_undo() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let s = Storage::open(&db, LIMITS).unwrap();
+        s.set("n", "a", &json!("x".repeat(900))).unwrap();
+        let e = s.set("n", "b", &json!("x".repeat(200))).unwrap_err();
+        assert_eq!(e.code, hcore_client::protocol::ErrorCode::QuotaExceeded);
+        assert_eq!(s.get("n", "b").unwrap(), None, "nothing written");
+        let e = s
+            .cas("n", "b", None, Some(&json!("x".repeat(200))))
+            .unwrap_err();
+        assert_eq!(e.code, hcore_client::protocol::ErrorCode::QuotaExceeded);
+        s.set("m", "a", &json!("x".repeat(700))).unwrap_err(); // total 1500
+        let used = s.used("n");
+        let (_, undo) = s.delete("n", "a").unwrap();
+        assert_eq!(s.used("n"), 0);
+        s.undo(vec![undo]);
+        assert_eq!(s.used("n"), used);
+        s.delete("n", "a").unwrap();
+        s.set("m", "a", &json!("x".repeat(700))).unwrap();
+        // Counted again from the database when it opens.
+        let reopened = Storage::open(&db, LIMITS).unwrap();
+        assert_eq!(reopened.used("m"), s.used("m"));
     }
 
     #[test]

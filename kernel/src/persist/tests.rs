@@ -44,8 +44,26 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let db = sled::Config::new().temporary(true).open().unwrap();
-    let state = Arc::new(StateStore::open(&db).unwrap());
-    let storage = Arc::new(Storage::open(&db).unwrap());
+    let state = Arc::new(
+        StateStore::open(
+            &db,
+            crate::state::StateLimits {
+                keys: usize::MAX,
+                bytes: usize::MAX,
+            },
+        )
+        .unwrap(),
+    );
+    let storage = Arc::new(
+        Storage::open(
+            &db,
+            crate::quota::QuotaLimits {
+                per_namespace: u64::MAX,
+                total: u64::MAX,
+            },
+        )
+        .unwrap(),
+    );
     let out = Arc::new(Recorder::default());
     let fail = Arc::new(AtomicBool::new(false));
     let failing = fail.clone();

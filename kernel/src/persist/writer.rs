@@ -10,7 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{effects, Flush, Job, Msg, StateWrite, Stores};
 use crate::out::{reply_message, Publisher};
-use crate::state::{plan_delete, plan_set, Origin, Plan, StateRead};
+use crate::ratelog::RateLog;
+use crate::state::{plan_delete, plan_set, Growth, Origin, Plan, StateRead};
 use crate::storage::{StorageRead, Undo};
 
 /// Most jobs per commit.
@@ -48,6 +49,8 @@ struct Batch {
     storage_undo: Vec<Undo>,
     /// State changes in order: (key, record after the change).
     changes: Vec<(String, Option<StateRecord>)>,
+    /// What `changes` add to the state's size (checked against its limits).
+    growth: Growth,
     wrote: bool,
 }
 
@@ -58,6 +61,8 @@ pub(super) async fn run(
     mut rx: mpsc::Receiver<Msg>,
 ) {
     let mut stopped = None;
+    // `/set` commands have nobody to answer: their refusals are logged.
+    let ratelog = RateLog::default();
     while stopped.is_none() {
         let Some(first) = rx.recv().await else { break };
         let mut jobs = Vec::with_capacity(64);
@@ -74,7 +79,7 @@ pub(super) async fn run(
         }
         let mut batch = Batch::default();
         for job in jobs {
-            batch.apply(&stores, job);
+            batch.apply(&stores, job, &ratelog);
         }
         let durable = if batch.wrote {
             let db = stores.db.clone();
@@ -106,7 +111,7 @@ impl Batch {
         }
     }
 
-    fn apply(&mut self, stores: &Stores, job: Job) {
+    fn apply(&mut self, stores: &Stores, job: Job, ratelog: &RateLog) {
         let step = match job {
             Job::State {
                 key,
@@ -115,7 +120,18 @@ impl Batch {
                 reply,
             } => {
                 self.state_keys.push(key.clone());
-                self.apply_state(stores, key, write, origin, reply)
+                let command = reply.is_none().then(|| key.clone());
+                let step = self.apply_state(stores, key, write, origin, reply);
+                if let (
+                    Some(key),
+                    Step::Written {
+                        outcome: Err(e), ..
+                    },
+                ) = (command, &step)
+                {
+                    ratelog.warn(&format!("state command on {key} not applied: {e}"));
+                }
+                step
             }
             Job::ReadState { read, reply } => Step::ReadState(read, reply),
             Job::Storage { ns, write, reply } => {
@@ -171,6 +187,10 @@ impl Batch {
             }
             Ok(Plan::Change { old, new }) => (old, new),
         };
+        let growth = Growth::of(&key, old.as_ref(), new.as_ref());
+        if let Err(e) = stores.state.check_growth(self.growth, growth) {
+            return written(Err(e));
+        }
         let stored = match &new {
             Some(r) => stores
                 .state
@@ -183,6 +203,7 @@ impl Batch {
             return written(Err(RpcError::internal(format!("database: {e}"))));
         }
         self.wrote = true;
+        self.growth = self.growth.add(growth);
         self.overlay.insert(key.clone(), new.clone());
         self.changes.push((key.clone(), new.clone()));
         let outcome = Ok(match &new {

@@ -65,6 +65,8 @@ pub enum ErrorCode {
     Conflict,
     Forbidden,
     Unavailable,
+    /// A storage or state limit would be exceeded (the write is refused, nothing changed).
+    QuotaExceeded,
     Internal,
 }
 
@@ -78,6 +80,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Internal => "internal",
         }
     }

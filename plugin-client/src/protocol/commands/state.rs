@@ -40,7 +40,7 @@ pub struct SetResult {
 
 impl Command for StateSet {
     const METHOD: &'static str = "state.set";
-    const ERRORS: &'static [ErrorCode] = &[ErrorCode::Conflict];
+    const ERRORS: &'static [ErrorCode] = &[ErrorCode::Conflict, ErrorCode::QuotaExceeded];
     type Result = SetResult;
 }
 

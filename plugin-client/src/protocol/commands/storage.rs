@@ -42,7 +42,7 @@ pub struct Written {
 
 impl Command for StorageSet {
     const METHOD: &'static str = "storage.set";
-    const ERRORS: &'static [ErrorCode] = &[];
+    const ERRORS: &'static [ErrorCode] = &[ErrorCode::QuotaExceeded];
     type Result = Written;
 }
 
@@ -118,6 +118,6 @@ pub struct CasResult {
 
 impl Command for StorageCas {
     const METHOD: &'static str = "storage.cas";
-    const ERRORS: &'static [ErrorCode] = &[];
+    const ERRORS: &'static [ErrorCode] = &[ErrorCode::QuotaExceeded];
     type Result = CasResult;
 }

@@ -43,8 +43,11 @@ metrics! {
     keep_alive_timeouts,
     /// Session takeovers (a client id connected again while connected).
     takeovers,
-    /// Persistent sessions ended by their expiry (or the `max_persistent_sessions` bound).
+    /// Persistent sessions ended by their expiry.
     sessions_expired,
+    /// Persistent sessions ended because more than `max_persistent_sessions` clients were
+    /// away (the ones away longest go first).
+    sessions_evicted,
     /// PUBLISH packets received from clients (network and in-process).
     publishes_received,
     /// PUBLISH packets delivered to subscribers.

@@ -175,6 +175,23 @@ impl BrokerState {
         true
     }
 
+    /// A client went away: its clean session ends, and persistent sessions beyond
+    /// `max_persistent_sessions` (the ones away longest) end with it.
+    pub fn close_session(&self, session: &Arc<Session>) {
+        let (ended, evicted) = self
+            .sessions
+            .close(session, self.config.max_persistent_sessions);
+        if evicted > 0 {
+            // Logged (once per upkeep tick) by `upkeep`.
+            self.metrics
+                .sessions_evicted
+                .fetch_add(evicted as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        for s in ended {
+            self.end_session(&s);
+        }
+    }
+
     /// Removes every subscription of a session that ended.
     pub fn end_session(&self, session: &Arc<Session>) {
         let subs = session.lock().take_subs();

@@ -56,8 +56,8 @@ impl Default for KernelConfig {
             write_queue: 4_096,
             reply_queue: 65_536,
             max_page_bytes: 256 * 1024,
-            max_storage_bytes_per_namespace: 16 * 1024 * 1024,
-            max_storage_bytes: 256 * 1024 * 1024,
+            max_storage_bytes_per_namespace: 4 * 1024 * 1024,
+            max_storage_bytes: 16 * 1024 * 1024,
             max_state_keys: 10_000,
             max_state_bytes: 16 * 1024 * 1024,
         }

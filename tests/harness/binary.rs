@@ -71,8 +71,16 @@ pub async fn spawn_with(mut c: Command) -> (Child, String) {
     })
     .await
     .expect("hcore listening in time");
-    // Keep draining stderr so the process never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // Keep draining stderr so the process never blocks on a full pipe; with
+    // HCORE_TEST_LOG set, show it (to debug a failing system test).
+    let show = std::env::var_os("HCORE_TEST_LOG").is_some();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if show {
+                eprintln!("hcore: {line}");
+            }
+        }
+    });
     // The kernel announces itself once it serves; wait for it.
     let probe = Client::connect(&url, ClientOptions::new("probe").quiet())
         .await

@@ -105,12 +105,25 @@ pub async fn raw_provider(h: &Harness, id: &str, methods: &[&str]) -> V5 {
 
 /// `raw_provider` on any broker address (a running `hcore` binary, for instance).
 pub async fn raw_provider_at(addr: SocketAddr, id: &str, methods: &[&str]) -> V5 {
+    raw_provider_with(v5_options(addr, id), methods).await
+}
+
+/// `raw_provider` with its own client options (its id is the options' client id).
+pub async fn raw_provider_with(mut o: rumqttc::v5::MqttOptions, methods: &[&str]) -> V5 {
+    let id = o.client_id();
     let status = format!("hc/plugin/{id}/status");
     let will = (
         status.clone(),
         br#"{"state":"offline","session":1}"#.to_vec(),
     );
-    let mut p = raw(addr, id, Some(will)).await;
+    o.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+        will.0,
+        will.1,
+        rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        true,
+        None,
+    ));
+    let mut p = v5_with(o).await.unwrap();
     for m in methods {
         let (service, method) = m.split_once('.').unwrap();
         p.sub(&format!("$share/{m}/hc/call/+/{service}/{method}"))

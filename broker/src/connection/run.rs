@@ -259,9 +259,7 @@ impl Conn {
                 state.keep_unacknowledged(in_flight, queued);
             }
         }
-        if let Some(ended) = self.st.sessions.close(&self.session) {
-            self.st.end_session(&ended);
-        }
+        self.st.close_session(&self.session);
         let dropped = self.outbox.dropped();
         if dropped > 0 {
             tracing::info!(dropped, "messages dropped for this slow subscriber");

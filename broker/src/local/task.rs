@@ -65,9 +65,7 @@ impl LocalTask {
         if let (End::Dropped, Some(will)) = (&end, self.will) {
             crate::wills::publish_will(&self.st, &self.info, self.session.id, will, 0);
         }
-        if let Some(ended) = self.st.sessions.close(&self.session) {
-            self.st.end_session(&ended);
-        }
+        self.st.close_session(&self.session);
         self.st.sessions.release(&claim);
         Metrics::dec(&self.st.metrics.clients_connected);
         drop(claim);

@@ -7,7 +7,7 @@
 //! its expiry passes. At most `max_persistent` persistent sessions are kept: beyond that
 //! the one whose client has been away longest is ended (logged and counted).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,48 @@ struct Inner {
     delayed_wills: HashMap<String, tokio::task::AbortHandle>,
     /// Every session, connected or not.
     sessions: HashMap<String, Arc<Session>>,
+    /// Persistent sessions in the order their clients went away, as (session id, client
+    /// id); entries of sessions that resumed or ended since are dropped when it is
+    /// compacted (each time it grows past the limit).
+    away: VecDeque<(u64, String)>,
+}
+
+impl Inner {
+    /// Is this entry of `away` still a session whose client is away?
+    fn is_away(&self, id: u64, client_id: &str) -> bool {
+        self.sessions
+            .get(client_id)
+            .is_some_and(|s| s.id == id && s.lock().offline_since().is_some())
+    }
+
+    /// Ends the sessions away longest while more than `max` are away; returns them.
+    fn evict_beyond(&mut self, max: usize) -> Vec<Arc<Session>> {
+        let mut evicted = Vec::new();
+        if self.away.len() <= max {
+            return evicted;
+        }
+        // Keep each session still away once, at its latest position (a client that came
+        // back and left again has an older, stale entry too).
+        let away = std::mem::take(&mut self.away);
+        let mut seen = std::collections::HashSet::new();
+        let mut kept: Vec<(u64, String)> = away
+            .into_iter()
+            .rev()
+            .filter(|(id, c)| seen.insert(*id) && self.is_away(*id, c))
+            .collect();
+        kept.reverse();
+        self.away = kept.into();
+        while self.away.len() > max {
+            let Some((_, client_id)) = self.away.pop_front() else {
+                break;
+            };
+            if let Some(s) = self.sessions.remove(&client_id) {
+                evicted.push(s);
+            }
+        }
+        self.away.shrink_to(max.saturating_mul(2));
+        evicted
+    }
 }
 
 /// The registry.
@@ -163,18 +205,26 @@ impl Sessions {
         }
     }
 
-    /// The session's client went away: a clean session ends (returned, to remove its
-    /// subscriptions); a persistent one stays. Ignored if another session has the id now.
-    pub fn close(&self, session: &Arc<Session>) -> Option<Arc<Session>> {
+    /// The session's client went away: a clean session ends; a persistent one stays, and
+    /// if more than `max_away` persistent sessions are now away, the ones away longest end.
+    /// Returns the sessions that ended (to remove their subscriptions) and how many of them
+    /// were persistent sessions pushed out by the bound.
+    pub fn close(&self, session: &Arc<Session>, max_away: usize) -> (Vec<Arc<Session>>, usize) {
         let persistent = {
             let mut state = session.lock();
             state.went_offline(Instant::now());
             state.persistent
         };
-        if persistent {
-            return None;
+        if !persistent {
+            return (self.forget(session).into_iter().collect(), 0);
         }
-        self.forget(session)
+        let mut inner = self.lock();
+        inner
+            .away
+            .push_back((session.id, session.client_id.clone()));
+        let evicted = inner.evict_beyond(max_away);
+        let n = evicted.len();
+        (evicted, n)
     }
 
     /// Removes `session` if it is still the one registered for its client id.
@@ -189,41 +239,33 @@ impl Sessions {
         removed
     }
 
-    /// Persistent sessions whose client has been away past their expiry, and beyond
-    /// `max_persistent` the ones away longest: removed and returned (to tear down).
-    pub fn expired(&self, now: Instant, max_persistent: usize) -> Vec<Arc<Session>> {
+    /// Persistent sessions whose client has been away past their expiry: removed and
+    /// returned (to tear down).
+    pub fn expired(&self, now: Instant) -> Vec<Arc<Session>> {
         let mut inner = self.lock();
-        let mut away: Vec<(Instant, Duration, String)> = inner
+        let past: Vec<String> = inner
             .sessions
             .values()
-            .filter_map(|s| {
+            .filter(|s| {
                 let state = s.lock();
-                let since = state.offline_since()?;
-                Some((since, state.expiry, s.client_id.clone()))
+                state
+                    .offline_since()
+                    .is_some_and(|since| now.saturating_duration_since(since) >= state.expiry)
             })
+            .map(|s| s.client_id.clone())
             .collect();
-        away.sort();
-        let persistent = inner
-            .sessions
-            .values()
-            .filter(|s| s.lock().persistent)
-            .count();
-        let mut over = persistent.saturating_sub(max_persistent);
-        let mut out = Vec::new();
-        for (since, expiry, id) in away {
-            let past = now.saturating_duration_since(since) >= expiry;
-            if past || over > 0 {
-                if !past {
-                    tracing::warn!(client_id = %id, "too many persistent sessions; ending the one away longest");
-                    over -= 1;
-                }
-                if let Some(s) = inner.sessions.remove(&id) {
-                    out.push(s);
-                }
-            }
-        }
+        let out = past
+            .iter()
+            .filter_map(|id| inner.sessions.remove(id))
+            .collect();
         shrink(&mut inner.sessions);
         out
+    }
+
+    /// Ends the persistent sessions away longest while more than `max_away` are away
+    /// (after a restart with a lower limit); returns them.
+    pub fn evict_beyond(&self, max_away: usize) -> Vec<Arc<Session>> {
+        self.lock().evict_beyond(max_away)
     }
 
     /// Every session kept (connected or not).
@@ -233,9 +275,11 @@ impl Sessions {
 
     /// Adds a session restored from disk (before any client connects).
     pub fn restore(&self, session: Arc<Session>) {
-        self.lock()
-            .sessions
-            .insert(session.client_id.clone(), session);
+        let mut inner = self.lock();
+        inner
+            .away
+            .push_back((session.id, session.client_id.clone()));
+        inner.sessions.insert(session.client_id.clone(), session);
     }
 
     /// Sessions kept (connected or not), and how many of them are persistent.

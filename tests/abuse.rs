@@ -8,7 +8,7 @@ use hcore_client::{Client, ClientOptions, ErrorCode};
 use hcore_tests::binary::*;
 use hcore_tests::broker::{
     connect_v5, publish_packet, publish_v5, raw_connected, raw_packet, subscribe_packet,
-    v4_options, v4_with, Wire,
+    v4_options, v4_with, without_clean_start, Wire,
 };
 use hcore_tests::hub::raw_provider_with;
 use hcore_tests::{init_tracing, TempDir};
@@ -39,16 +39,8 @@ async fn target() -> Target {
 }
 
 impl Target {
-    /// A `/proc/<pid>/status` field, in KB.
     fn status_kb(&self, field: &str) -> u64 {
-        let pid = self.child.id().expect("hcore running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+        proc_status_kb(self.child.id().expect("hcore running"), field)
     }
 
     /// Peak RSS is under the limit, and another client is served.
@@ -251,14 +243,10 @@ async fn twelve_thousand_abandoned_persistent_sessions() {
     let t = target().await;
     for i in 0..12_000 {
         let mut raw = Wire::connect(t.addr).await;
-        let mut connect = connect_v5(
-            &format!("abandon{i}"),
-            30,
-            &[0x11, 0, 0x01, 0x51, 0x80],
-            None,
-        );
-        connect[9] &= !0x02; // clean start off
-        raw.send(&connect).await;
+        // Session expiry one day, clean start off.
+        let props = [0x11, 0, 0x01, 0x51, 0x80];
+        let connect = connect_v5(&format!("abandon{i}"), 30, &props, None);
+        raw.send(&without_clean_start(connect)).await;
         raw.send(&subscribe_packet_v5(&format!("abandoned/{i}/#")))
             .await;
         assert_eq!(raw.read_packet().await.unwrap().0, 0x20);

@@ -146,7 +146,15 @@ async fn deep_and_long_topics_are_refused_at_once() {
     .await;
     let (b1, body) = raw.read_packet().await.expect("DISCONNECT");
     assert_eq!((b1, body[0]), (0xe0, 0x90));
-    // 33 levels: over the default of 32. As a filter: SUBACK 0x8f, connection kept.
+    // 33 short levels: over the default depth of 32 (and well under the length limit).
+    let mut raw = Wire::connect(addr).await;
+    raw.send(&connect_v5("depth", 30, &[], None)).await;
+    assert_eq!(raw.read_packet().await.unwrap().0, 0x20);
+    raw.send(&publish_v5(&"d/".repeat(33)[..65], b"x", 0, 0, &[]))
+        .await;
+    let (b1, body) = raw.read_packet().await.expect("DISCONNECT");
+    assert_eq!((b1, body[0]), (0xe0, 0x90));
+    // 33 levels as a filter: SUBACK 0x8f, connection kept.
     let filter = "l/".repeat(32) + "#";
     let mut c = v5(addr, "filters").await;
     assert_eq!(

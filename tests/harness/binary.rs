@@ -112,3 +112,14 @@ pub fn sigterm(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+/// A memory field of `/proc/<pid>/status` in KB: `VmRSS:` (now) or `VmHWM:` (peak).
+pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}

@@ -12,6 +12,7 @@
 
 pub mod binary;
 pub mod broker;
+pub mod churn;
 pub mod clients;
 pub mod hub;
 pub mod mosquitto;

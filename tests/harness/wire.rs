@@ -290,3 +290,12 @@ fn properties(b: &[u8]) -> (Vec<(u8, PropertyValue)>, usize) {
     }
     (out, n + len as usize)
 }
+
+/// The same CONNECT with clean start / clean session off (a persistent session).
+pub fn without_clean_start(mut connect: Vec<u8>) -> Vec<u8> {
+    // Fixed header: type byte and a remaining length of 1-4 bytes; then the protocol
+    // name (6 bytes) and level (1 byte) before the flags.
+    let len_bytes = connect[1..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+    connect[1 + len_bytes + 7] &= !0x02;
+    connect
+}

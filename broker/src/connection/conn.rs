@@ -69,6 +69,6 @@ pub(super) struct Conn {
     /// Inbound QoS 2 publishes received and not yet released (their PUBREL is due).
     pub qos2_in: HashSet<u16>,
     pub refused_logged: bool,
-    pub will: Option<Message>,
+    pub will: Option<Box<Message>>,
     pub will_delay: u32,
 }

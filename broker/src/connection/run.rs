@@ -29,14 +29,22 @@ use crate::wire::encode::{self, reason, ConnAckProps};
 const PACE: Duration = Duration::from_millis(20);
 
 /// Runs an admitted connection to its end.
-pub(crate) async fn run(st: Arc<BrokerState>, stream: TcpStream, rbuf: BytesMut, adm: Admitted) {
+pub(crate) fn run(
+    st: Arc<BrokerState>,
+    stream: TcpStream,
+    rbuf: BytesMut,
+    adm: Admitted,
+) -> impl std::future::Future<Output = ()> {
     let span = tracing::info_span!(
         "conn",
         client_id = %adm.info.client_id,
         peer = ?adm.info.peer,
         proto = %adm.info.protocol
     );
-    run_inner(st, stream, rbuf, adm).instrument(span).await
+    // Opening happens here, before the loop's future exists: an async fn keeps its
+    // arguments for its whole life, and the loop needs none of what opening uses.
+    let opened = span.in_scope(|| open(&st, stream, adm));
+    run_inner(st, opened, rbuf).instrument(span)
 }
 
 fn outbox_limits(st: &BrokerState, adm: &Admitted) -> Limits {
@@ -52,12 +60,36 @@ fn outbox_limits(st: &BrokerState, adm: &Admitted) -> Limits {
     }
 }
 
-async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, adm: Admitted) {
+async fn run_inner(st: Arc<BrokerState>, mut o: Opened, mut rbuf: BytesMut) {
+    // Used in place: an async fn's arguments stay in its future, so copies would not.
+    let close = serve(
+        &mut o.conn,
+        &mut o.reader,
+        &mut rbuf,
+        &mut o.kill,
+        o.keep_alive,
+    )
+    .await;
+    Box::pin(o.conn.finish(close)).await;
+    st.sessions.release(&o.claim);
+}
+
+/// What a connection's loop runs with.
+struct Opened {
+    conn: Conn,
+    reader: tokio::net::tcp::OwnedReadHalf,
+    claim: crate::sessions::SessionClaim,
+    kill: tokio::sync::oneshot::Receiver<()>,
+    keep_alive: u16,
+}
+
+/// Sends the CONNACK, attaches the connection to its session and counts it connected.
+fn open(st: &Arc<BrokerState>, stream: TcpStream, adm: Admitted) -> Opened {
     let proto = adm.info.protocol;
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
     let outbox = Arc::new(Outbox::new(
         proto,
-        outbox_limits(&st, &adm),
+        outbox_limits(st, &adm),
         st.metrics.clone(),
         writer,
     ));
@@ -75,18 +107,18 @@ async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, 
     let endpoint = Arc::new(Endpoint::new(Outlet::Net(outbox.clone())));
     attach(&session, &endpoint, &outbox, &adm);
     let mut claim = adm.claim;
-    let mut kill = claim.take_kill();
-    let mut conn = Conn {
+    let kill = claim.take_kill();
+    let conn = Conn {
         st: st.clone(),
         proto,
-        info: adm.info.clone(),
+        info: adm.info,
         session,
         endpoint,
-        outbox: outbox.clone(),
+        outbox,
         aliases: HashMap::new(),
         qos2_in: HashSet::new(),
         refused_logged: false,
-        will: adm.will,
+        will: adm.will.map(Box::new),
         will_delay: adm.will_delay,
     };
     Metrics::inc(&st.metrics.clients_connected);
@@ -95,10 +127,13 @@ async fn run_inner(st: Arc<BrokerState>, stream: TcpStream, mut rbuf: BytesMut, 
         persistent = conn.session.lock().persistent,
         "client connected"
     );
-    let close = serve(&mut conn, &mut reader, &mut rbuf, &mut kill, adm.keep_alive).await;
-    conn.finish(close).await;
-    st.sessions.release(&claim);
-    drop(claim);
+    Opened {
+        conn,
+        reader,
+        claim,
+        kill,
+        keep_alive: adm.keep_alive,
+    }
 }
 
 /// Connects the endpoint to its session; a resumed session's waiting messages go first.
@@ -117,6 +152,15 @@ fn attach(
     };
     outbox.resume(in_flight, queued);
     endpoint.release(Vec::new(), &mut Touched::default());
+}
+
+/// What woke the connection's loop.
+enum Event {
+    Readable(std::io::Result<()>),
+    Writable(std::io::Result<()>),
+    KeepAliveTimer,
+    Woken,
+    End(Close),
 }
 
 /// The connection's loop, until it ends.
@@ -153,57 +197,72 @@ async fn serve(
         };
         // Read only while the client takes what it is sent.
         let may_read = outbox.pending_bytes() < st.config.max_queued_bytes;
-        tokio::select! {
-            _ = &mut *kill => return Close::TakenOver,
-            _ = shutdown.changed() => return Close::Shutdown,
-            ready = reader.readable(), if may_read => {
-                if let Err(e) = ready {
-                    return Close::Io(e.to_string());
-                }
-                // The buffer exists only while there is something to read: an idle
-                // connection holds none.
-                if rbuf.capacity() - rbuf.len() < 256 {
-                    rbuf.reserve(4096);
-                }
-                match reader.try_read_buf(rbuf) {
-                    Ok(0) => return Close::Eof,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Close::Io(e.to_string()),
-                    Ok(n) => {
-                        Metrics::add(&st.metrics.bytes_received, n as u64);
-                        last_in = Instant::now();
-                        quick_ack(reader);
-                        let handled = conn.on_readable(rbuf, &mut touched);
+        // The select only says what happened; handling it (which may wait for congested
+        // subscribers) happens after its futures are gone, so they and the handling do
+        // not both take room in this future.
+        let event = tokio::select! {
+            _ = &mut *kill => Event::End(Close::TakenOver),
+            _ = shutdown.changed() => Event::End(Close::Shutdown),
+            ready = reader.readable(), if may_read => Event::Readable(ready),
+            _ = outbox.wake.notified() => Event::Woken,
+            writable = outbox.socket().writable(), if !written => Event::Writable(writable),
+            _ = &mut ka_sleep, if keep_alive.is_some() => Event::KeepAliveTimer,
+        };
+        match event {
+            Event::End(close) => return close,
+            Event::Readable(Err(e)) | Event::Writable(Err(e)) => return Close::Io(e.to_string()),
+            Event::Readable(Ok(())) => {
+                match read(conn, reader, rbuf, &mut touched) {
+                    Ok(true) => last_in = Instant::now(),
+                    Ok(false) => {}
+                    Err(close) => {
                         touched.flush_and_pace(PACE).await;
-                        if let Err(close) = handled {
-                            return close;
-                        }
-                        if rbuf.is_empty() {
-                            *rbuf = BytesMut::new();
-                        }
+                        return close;
                     }
                 }
-            },
-            _ = outbox.wake.notified() => {}
-            writable = outbox.socket().writable(), if !written => {
-                if let Err(e) = writable {
-                    return Close::Io(e.to_string());
-                }
-            },
-            _ = &mut ka_sleep, if keep_alive.is_some() => {
+                touched.flush_and_pace(PACE).await;
+            }
+            Event::Woken | Event::Writable(Ok(())) => {}
+            Event::KeepAliveTimer => {
                 let limit = keep_alive.unwrap_or(far);
                 if last_in.elapsed() >= limit {
                     return Close::KeepAlive;
                 }
                 ka_sleep.as_mut().reset(last_in + limit);
-            },
+            }
         }
     }
 }
 
-/// Acknowledges at once what was read: a client that leaves Nagle's algorithm on holds
-/// its next small packet until its last one is acknowledged, and Linux delays ACKs by up
-/// to 40 ms (the quick-ack mode this asks for lasts until the next read).
+/// Reads what the socket has and handles every complete packet; true if anything was
+/// read.
+fn read(
+    conn: &mut Conn,
+    reader: &tokio::net::tcp::OwnedReadHalf,
+    rbuf: &mut BytesMut,
+    touched: &mut Touched,
+) -> Result<bool, Close> {
+    // The buffer exists only while there is something to read: an idle connection holds
+    // none.
+    if rbuf.capacity() - rbuf.len() < 256 {
+        rbuf.reserve(4096);
+    }
+    match reader.try_read_buf(rbuf) {
+        Ok(0) => Err(Close::Eof),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(Close::Io(e.to_string())),
+        Ok(n) => {
+            Metrics::add(&conn.st.metrics.bytes_received, n as u64);
+            quick_ack(reader);
+            conn.on_readable(rbuf, touched)?;
+            if rbuf.is_empty() {
+                *rbuf = BytesMut::new();
+            }
+            Ok(true)
+        }
+    }
+}
+
 fn quick_ack(reader: &tokio::net::tcp::OwnedReadHalf) {
     #[cfg(target_os = "linux")]
     {
@@ -241,7 +300,7 @@ impl Conn {
                     &self.st,
                     &self.info,
                     self.session.id,
-                    will,
+                    *will,
                     self.will_delay,
                 );
             }

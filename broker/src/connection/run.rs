@@ -253,8 +253,12 @@ fn read(
         Err(e) => Err(Close::Io(e.to_string())),
         Ok(n) => {
             Metrics::add(&conn.st.metrics.bytes_received, n as u64);
-            quick_ack(reader);
             conn.on_readable(rbuf, touched)?;
+            // An answer about to be written carries the TCP ACK; with nothing to answer,
+            // ACK at once so a client that leaves Nagle on never waits for a delayed ACK.
+            if conn.outbox.pending_bytes() == 0 {
+                quick_ack(reader);
+            }
             if rbuf.is_empty() {
                 *rbuf = BytesMut::new();
             }

@@ -309,3 +309,62 @@ async fn a_zigbee2mqtt_sized_message_passes_with_the_default_packet_limit() {
     assert_eq!(broker.handle().metrics().protocol_errors, 0);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn connections_in_total_are_bounded() {
+    let config = BrokerConfig {
+        max_connections: 3,
+        ..test_config()
+    };
+    let broker = start_with(config, None).await;
+    let addr = addr(&broker);
+    let mut held = Vec::new();
+    for i in 0..3 {
+        held.push(raw_connected(addr, &format!("t{i}"), 30).await);
+    }
+    let mut fourth = Wire::connect(addr).await;
+    fourth.send(&connect_packet(4, "t3", 30, true)).await;
+    assert!(fourth.closed().await, "a fourth connection in all");
+    assert_eq!(broker.handle().metrics().limit_connections, 1);
+    // A place frees up when a client leaves.
+    drop(held.pop());
+    wait_metric(&broker.handle(), |m| m.clients_connected == 2).await;
+    held.push(raw_connected(addr, "t4", 30).await);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retained_bytes_in_total_are_bounded() {
+    let config = BrokerConfig {
+        max_retained_bytes: 5 * 1100,
+        ..test_config()
+    };
+    let broker = start_with(config, None).await;
+    let addr = addr(&broker);
+    for id in ["a", "b", "c"] {
+        flood_retained(addr, id, 2, 1000).await;
+    }
+    // Five of the six 1 KB messages fit in 5.5 KB, whoever sent them.
+    assert_eq!(retained_count(addr, "ret/#").await, 5);
+    assert_eq!(broker.handle().metrics().retained_refused, 1);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt311_persistent_sessions_expire_after_session_expiry_secs() {
+    let config = BrokerConfig {
+        session_expiry_secs: 1,
+        ..test_config()
+    };
+    let broker = start_with(config, None).await;
+    let addr = addr(&broker);
+    let mut o = v4_options(addr, "old-device");
+    o.set_clean_session(false);
+    let mut c = v4_with(o.clone()).await.unwrap();
+    c.subscribe("dev/x", QoS::AtLeastOnce).await;
+    drop(c);
+    wait_metric(&broker.handle(), |m| m.sessions_expired == 1).await;
+    let c = v4_with(o).await.unwrap();
+    assert!(!c.session_present, "the session expired");
+    broker.shutdown().await;
+}

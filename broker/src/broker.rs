@@ -104,7 +104,19 @@ impl Broker {
     /// Starts accepting connections on every bound listener.
     pub fn accept(&mut self) {
         for ((listener, lc), addr) in self.idle.drain(..).zip(&self.addrs) {
-            tracing::info!(listener = %lc.name, %addr, "MQTT 3.1.1 + 5 listener ready");
+            tracing::info!(
+                listener = %lc.name,
+                %addr,
+                anonymous = lc.anonymous_allowed(),
+                "MQTT 3.1.1 + 5 listener ready"
+            );
+            if lc.anonymous_allowed() && !lc.bind.ip().is_loopback() {
+                tracing::warn!(
+                    listener = %lc.name,
+                    %addr,
+                    "anyone who can reach this listener may connect without a user name (allow_anonymous = true)"
+                );
+            }
             self.accept_tasks.push(tokio::spawn(listener::accept_loop(
                 self.handle.st.clone(),
                 listener,

@@ -22,6 +22,30 @@ pub struct ListenerConfig {
     /// Connection limit for this listener (the global `max_connections` also applies).
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// Whether clients without a user name may connect here. Unset: only when `bind` is a
+    /// loopback address (nobody else can reach it). Set to `true` on any other address
+    /// only on purpose: anyone who can reach the port is then let in (a warning says so
+    /// at every start).
+    #[serde(default)]
+    pub allow_anonymous: Option<bool>,
+}
+
+impl ListenerConfig {
+    /// A listener on `bind` with the defaults.
+    pub fn new(name: impl Into<String>, bind: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            name: name.into(),
+            bind,
+            max_connections: None,
+            allow_anonymous: None,
+        }
+    }
+
+    /// Are clients without a user name let in?
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous
+            .unwrap_or_else(|| self.bind.ip().is_loopback())
+    }
 }
 
 fn default_listener_name() -> String {
@@ -99,11 +123,10 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
-            listeners: vec![ListenerConfig {
-                name: default_listener_name(),
-                bind: SocketAddr::from(([127, 0, 0, 1], 1883)),
-                max_connections: None,
-            }],
+            listeners: vec![ListenerConfig::new(
+                default_listener_name(),
+                SocketAddr::from(([127, 0, 0, 1], 1883)),
+            )],
             persistence_dir: None,
             persistence_interval_ms: 1000,
             max_packet_size: 16 * 1024 * 1024,
@@ -147,11 +170,7 @@ impl BrokerConfig {
     /// A config with one listener on `bind` and defaults elsewhere.
     pub fn with_listener(bind: SocketAddr) -> BrokerConfig {
         BrokerConfig {
-            listeners: vec![ListenerConfig {
-                name: default_listener_name(),
-                bind,
-                max_connections: None,
-            }],
+            listeners: vec![ListenerConfig::new(default_listener_name(), bind)],
             ..BrokerConfig::default()
         }
     }

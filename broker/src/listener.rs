@@ -50,6 +50,7 @@ pub(crate) async fn accept_loop(
     per_address: Arc<AddressLimits>,
 ) {
     let local: Option<SocketAddr> = listener.local_addr().ok();
+    let anonymous = config.anonymous_allowed();
     let mine = Arc::new(AtomicUsize::new(0));
     let mut shutdown = st.shutdown.clone();
     loop {
@@ -107,7 +108,7 @@ pub(crate) async fn accept_loop(
         };
         let st = st.clone();
         tokio::spawn(async move {
-            connection::serve(st, stream, peer).await;
+            connection::serve(st, stream, peer, anonymous).await;
             drop(addr_slot);
             drop(slot);
         });

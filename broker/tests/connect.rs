@@ -164,3 +164,79 @@ async fn mqtt_3_1_is_refused_with_unacceptable_protocol_version() {
     assert!(raw.closed().await);
     broker.shutdown().await;
 }
+
+/// The port of the broker's first listener, reached over loopback.
+fn via_loopback(b: &hcore_broker::Broker) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], b.local_addrs()[0].port()))
+}
+
+/// The CONNACK's reason code (and the body's length).
+async fn connack_code(to: std::net::SocketAddr, packet: &[u8]) -> (u8, u8) {
+    let mut raw = Wire::connect(to).await;
+    raw.send(packet).await;
+    let (b1, body) = raw.read_packet().await.expect("CONNACK");
+    assert_eq!(b1, 0x20);
+    (body[1], body.len() as u8)
+}
+
+#[tokio::test]
+async fn anonymous_clients_are_let_in_on_loopback_listeners_only_unless_configured() {
+    use hcore_broker::{BrokerConfig, ListenerConfig};
+    let listener = |bind: &str, allow: Option<bool>| BrokerConfig {
+        listeners: vec![ListenerConfig {
+            allow_anonymous: allow,
+            ..ListenerConfig::new("t", bind.parse().unwrap())
+        }],
+        ..BrokerConfig::default()
+    };
+    // A listener on every address (reachable from the LAN): no anonymous clients.
+    let lan = start_with(listener("0.0.0.0:0", None), None).await;
+    let addr = via_loopback(&lan);
+    assert_eq!(
+        connack_code(addr, &connect_packet(4, "anon4", 30, true))
+            .await
+            .0,
+        0x05
+    );
+    assert_eq!(
+        connack_code(addr, &connect_packet(5, "anon5", 30, true))
+            .await
+            .0,
+        0x87
+    );
+    // With a user name the authentication hook decides (the default hook accepts).
+    assert_eq!(
+        connack_code(addr, &connect_login(4, "u4", "user", "pw"))
+            .await
+            .0,
+        0
+    );
+    assert_eq!(
+        connack_code(addr, &connect_login(5, "u5", "user", "pw"))
+            .await
+            .0,
+        0
+    );
+    assert_eq!(lan.handle().metrics().connections_refused, 2);
+    lan.shutdown().await;
+    // Allowed on purpose.
+    let open = start_with(listener("0.0.0.0:0", Some(true)), None).await;
+    let addr = via_loopback(&open);
+    assert_eq!(
+        connack_code(addr, &connect_packet(4, "anon", 30, true))
+            .await
+            .0,
+        0
+    );
+    open.shutdown().await;
+    // Refused on purpose, even on loopback.
+    let closed = start_with(listener("127.0.0.1:0", Some(false)), None).await;
+    let local = closed.local_addrs()[0];
+    assert_eq!(
+        connack_code(local, &connect_packet(4, "anon", 30, true))
+            .await
+            .0,
+        0x05
+    );
+    closed.shutdown().await;
+}

@@ -9,15 +9,10 @@ use hcore_tests::broker::*;
 async fn extra_listeners_share_one_broker_and_enforce_their_limits() {
     let config = BrokerConfig {
         listeners: vec![
+            ListenerConfig::new("lan", "127.0.0.1:0".parse().unwrap()),
             ListenerConfig {
-                name: "lan".into(),
-                bind: "127.0.0.1:0".parse().unwrap(),
-                max_connections: None,
-            },
-            ListenerConfig {
-                name: "small".into(),
-                bind: "127.0.0.1:0".parse().unwrap(),
                 max_connections: Some(1),
+                ..ListenerConfig::new("small", "127.0.0.1:0".parse().unwrap())
             },
         ],
         ..BrokerConfig::default()

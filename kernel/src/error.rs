@@ -16,4 +16,7 @@ pub enum KernelError {
     /// A configuration value is invalid.
     #[error("invalid kernel config: {0}")]
     Config(String),
+    /// The users files could not be read or written, or a users command cannot be done.
+    #[error("users ({path}): {message}")]
+    Users { path: PathBuf, message: String },
 }

@@ -39,7 +39,8 @@ impl Hub {
                 kernel,
             });
         }
-        let policy = Arc::new(KernelPolicy::new(&settings.kernel.root));
+        let users = Arc::new(crate::users::Users::open(&settings.kernel.data_dir));
+        let policy = Arc::new(KernelPolicy::new(&settings.kernel.root).with_users(users));
         let mut config = settings.broker.clone();
         if config.persistence_dir.is_none() {
             // Retained messages and sessions live next to the kernel's data.

@@ -24,6 +24,7 @@ mod services;
 pub mod settings;
 mod state;
 mod storage;
+pub mod users;
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};

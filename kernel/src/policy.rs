@@ -11,14 +11,20 @@
 //!   delivered only to the kernel and `x`; other calls are visible to observers.
 //! * `<root>/kernel/...` and any other topic under the root: only the kernel.
 //! * The kernel's id and the ids of in-process plugins cannot be used by network clients.
-//! * Roles (stamped as `hc-role`): `kernel`; `plugin` for in-process plugins; `admin` for
-//!   clients on loopback; `client` for everyone else.
+//! * Clients with a user name must have a user (`users`) and its password; their role is
+//!   the user's.
+//! * Roles (stamped as `hc-role`): `kernel`; `plugin` for in-process plugins; a user's role
+//!   (`admin`, `plugin`, `device`, `observer`) for clients with a user name; `admin` for
+//!   anonymous clients on loopback; `client` for other anonymous clients (only on a
+//!   listener configured with `allow_anonymous = true`).
 
 use std::collections::HashSet;
-use std::sync::{RwLock, Weak};
+use std::sync::{Arc, RwLock, Weak};
 
 use hcore_broker::{ClientInfo, ConnectInfo, ConnectRefusal, Hooks};
 use hcore_client::protocol::{payload_call_key, Parsed, Topics, IDENTITY_PROPERTY};
+
+use crate::users::{Refused, Users};
 
 /// The kernel's client id.
 pub const KERNEL_ID: &str = "kernel";
@@ -44,6 +50,7 @@ pub struct KernelPolicy {
     prefix: String,
     reserved: RwLock<HashSet<String>>,
     observer: RwLock<Option<Weak<dyn DeliveryObserver>>>,
+    users: Option<Arc<Users>>,
 }
 
 impl KernelPolicy {
@@ -54,7 +61,15 @@ impl KernelPolicy {
             topics,
             reserved: RwLock::new(HashSet::from([KERNEL_ID.to_string()])),
             observer: RwLock::new(None),
+            users: None,
         }
+    }
+
+    /// Checks user names and passwords against `users` (without: every user name is
+    /// refused).
+    pub fn with_users(mut self, users: Arc<Users>) -> KernelPolicy {
+        self.users = Some(users);
+        self
     }
 
     /// The root these rules protect.
@@ -83,6 +98,13 @@ impl KernelPolicy {
     }
 
     fn role(&self, client: &ClientInfo) -> &'static str {
+        if let Some(name) = &client.username {
+            return self
+                .users
+                .as_ref()
+                .and_then(|u| u.role(name))
+                .map_or(role::CLIENT, |r| r.as_str());
+        }
         match client.peer {
             None if client.client_id == KERNEL_ID => role::KERNEL,
             None => role::PLUGIN,
@@ -115,7 +137,26 @@ impl Hooks for KernelPolicy {
             );
             return Err(ConnectRefusal::NotAuthorized);
         }
-        Ok(())
+        let Some(name) = c.username else {
+            return Ok(()); // anonymous: the listener decided (allow_anonymous)
+        };
+        let outcome = match &self.users {
+            Some(users) => users.authenticate(name, c.password.unwrap_or("")),
+            None => Err(Refused::UnknownUser),
+        };
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(why) => {
+                tracing::info!(
+                    user = name,
+                    client_id = c.client_id,
+                    peer = ?c.peer,
+                    ?why,
+                    "refusing a CONNECT: bad user name or password"
+                );
+                Err(ConnectRefusal::BadCredentials)
+            }
+        }
     }
 
     fn authorize_publish(&self, client: &ClientInfo, topic: &str) -> bool {

@@ -143,14 +143,18 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects over TCP to `url` (`mqtt://host:port`), MQTT 5 with TCP_NODELAY.
+    /// Connects over TCP to `url` (`mqtt://[user:password@]host:port`), MQTT 5 with
+    /// TCP_NODELAY.
     /// Reconnects with backoff after a connection loss, renewing subscriptions, provided
     /// methods and the announcement.
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Client, ClientError> {
         crate::protocol::validate_id(&options.id)?;
         let mut tcp = TcpOptions::from_url(url)?;
-        tcp.username = options.username.clone();
-        tcp.password = options.password.clone();
+        // Credentials in the options win over those in the URL.
+        if options.username.is_some() {
+            tcp.username = options.username.clone();
+            tcp.password = options.password.clone();
+        }
         let late = LateSink::new();
         let link = Link::connect_tcp(&options.id, &tcp, options.liveness(), late.sink()).await?;
         Client::start(link, late, options).await

@@ -72,6 +72,11 @@ impl Harness {
         self.hub.as_ref().unwrap().kernel()
     }
 
+    /// Every listener's address, in the order configured.
+    pub fn hub_addrs(&self) -> Vec<SocketAddr> {
+        self.hub.as_ref().unwrap().local_addrs().to_vec()
+    }
+
     pub fn broker(&self) -> BrokerHandle {
         self.hub.as_ref().unwrap().broker().unwrap()
     }

@@ -59,9 +59,10 @@ pub(crate) async fn admit(
     stream: &mut TcpStream,
     req: ConnectRequest,
     peer: SocketAddr,
+    anonymous: bool,
 ) -> Option<Admitted> {
     let proto = req.proto;
-    match try_admit(st, req, peer).await {
+    match try_admit(st, req, peer, anonymous).await {
         Ok(admitted) => Some(admitted),
         Err(refusal) => {
             Metrics::inc(&st.metrics.connections_refused);
@@ -129,6 +130,7 @@ async fn try_admit(
     st: &BrokerState,
     mut req: ConnectRequest,
     peer: SocketAddr,
+    anonymous: bool,
 ) -> Result<Admitted, Refusal> {
     let proto = req.proto;
     let props = req.properties.take();
@@ -157,6 +159,13 @@ async fn try_admit(
         client_id = format!("auto-{}", uuid::Uuid::new_v4().simple());
     }
     let username = req.login.as_ref().map(|l| l.username.as_str());
+    if username.is_none_or(str::is_empty) && !anonymous {
+        return Err(Refusal::new(
+            reason::v311::NOT_AUTHORIZED,
+            reason::NOT_AUTHORIZED,
+            "a user name and password are required on this listener (allow_anonymous)",
+        ));
+    }
     let password = req.login.as_ref().map(|l| l.password.as_str());
     let connect = ConnectInfo {
         client_id: &client_id,

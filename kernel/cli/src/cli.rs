@@ -37,6 +37,9 @@ pub enum Command {
     Storage(StorageArgs),
     /// List, start and stop plugins.
     Plugins(PluginsArgs),
+    /// Manage who may connect with a user name and password (the users files in the data
+    /// directory; a running hcore picks up changes at once).
+    Users(UsersArgs),
     /// Print the version.
     Version,
 }
@@ -187,4 +190,39 @@ pub enum PluginsOp {
     Start { id: String },
     Stop { id: String },
     Restart { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct UsersArgs {
+    /// Config file (its `[kernel] data_dir` holds the users files).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// The data directory (default: as for `hcore run`).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: UsersCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user. The password is read from stdin when it is not a terminal; otherwise
+    /// one is generated and printed once.
+    Add {
+        name: String,
+        /// admin, plugin, device or observer.
+        #[arg(long, default_value = "plugin")]
+        role: String,
+    },
+    /// Set a user's password (read from stdin when it is not a terminal, else generated
+    /// and printed once) and, with --role, its role.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Remove a user.
+    Remove { name: String },
+    /// List users and their roles.
+    List,
 }

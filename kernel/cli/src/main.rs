@@ -5,6 +5,7 @@ mod commands;
 mod demo;
 mod run;
 mod sub;
+mod users;
 
 use std::io::IsTerminal;
 
@@ -40,6 +41,7 @@ fn main() {
             cli::Command::State(args) => commands::state(args).await,
             cli::Command::Storage(args) => commands::storage(args).await,
             cli::Command::Plugins(args) => commands::plugins(args).await,
+            cli::Command::Users(args) => users::users(args).map_err(Failure::from),
             cli::Command::Version => {
                 println!("hcore {}", env!("CARGO_PKG_VERSION"));
                 Ok(())

@@ -2,6 +2,7 @@
 //! (or the kernel and plugins as clients of an external broker), until SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hcore_broker::ListenerConfig;
@@ -20,31 +21,37 @@ pub fn bundled(name: &str) -> Option<PluginFactory> {
     }
 }
 
-pub async fn run(args: RunArgs) -> Result<(), String> {
-    let mut settings = match &args.config {
+/// The settings of `--config` (or the defaults), with the data directory `--data-dir`
+/// names, else the config's, else the per-user default.
+pub fn settings(config: Option<&Path>, data_dir: Option<PathBuf>) -> Result<Settings, String> {
+    let mut settings = match config {
         Some(path) => Settings::load(path)?,
         None => Settings::default(),
     };
-    if let Some(dir) = args.data_dir {
+    if let Some(dir) = data_dir {
         settings.kernel.data_dir = dir;
-    } else if args.config.is_none()
+    } else if config.is_none()
         || settings.kernel.data_dir == hcore_kernel::KernelConfig::default().data_dir
     {
         settings.kernel.data_dir = default_data_dir();
     }
+    Ok(settings)
+}
+
+pub async fn run(args: RunArgs) -> Result<(), String> {
+    let mut settings = settings(args.config.as_deref(), args.data_dir)?;
     if !args.listen.is_empty() {
         settings.broker.listeners = args
             .listen
             .iter()
             .enumerate()
-            .map(|(i, bind)| ListenerConfig {
-                name: if i == 0 {
+            .map(|(i, bind)| {
+                let name = if i == 0 {
                     "mqtt".into()
                 } else {
                     format!("mqtt{i}")
-                },
-                bind: *bind,
-                max_connections: None,
+                };
+                ListenerConfig::new(name, *bind)
             })
             .collect();
     }

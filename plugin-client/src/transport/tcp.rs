@@ -27,33 +27,70 @@ pub struct TcpOptions {
 }
 
 impl TcpOptions {
-    /// Parses `mqtt://host:port` (or `host:port`, or `host`; default port 1883).
+    /// Parses `mqtt://[user[:password]@]host[:port]` (or `host:port`, or `host`; default
+    /// port 1883). User name and password are percent-decoded.
     pub fn from_url(url: &str) -> Result<TcpOptions, ClientError> {
-        let rest = url.strip_prefix("mqtt://").unwrap_or(url);
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| ClientError::Connect(format!("bad port in broker URL {url:?}")))?,
-            ),
-            None => (rest, 1883),
+        let bad = |why: &str| ClientError::Connect(format!("broker URL {url:?}: {why}"));
+        let full = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("mqtt://{url}")
         };
-        if host.is_empty() {
-            return Err(ClientError::Connect(format!(
-                "no host in broker URL {url:?}"
-            )));
+        let parsed = url::Url::parse(&full).map_err(|e| bad(&e.to_string()))?;
+        if parsed.scheme() != "mqtt" {
+            return Err(bad("the scheme must be mqtt://"));
         }
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| bad("no host"))?;
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let username = Some(parsed.username())
+            .filter(|u| !u.is_empty())
+            .map(decode);
+        let password = parsed.password().map(decode);
         Ok(TcpOptions {
             host: host
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string(),
-            port,
+            port: parsed.port().unwrap_or(1883),
             keep_alive: Duration::from_secs(30),
-            username: None,
-            password: None,
+            username,
+            password,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TcpOptions;
+
+    #[test]
+    fn urls_with_and_without_credentials() {
+        let o = TcpOptions::from_url("mqtt://pi-lamp:s%40cret+1@hub.local:1884").unwrap();
+        assert_eq!(
+            (
+                o.host.as_str(),
+                o.port,
+                o.username.as_deref(),
+                o.password.as_deref()
+            ),
+            ("hub.local", 1884, Some("pi-lamp"), Some("s@cret+1"))
+        );
+        let o = TcpOptions::from_url("127.0.0.1").unwrap();
+        assert_eq!(
+            (o.host.as_str(), o.port, o.username),
+            ("127.0.0.1", 1883, None)
+        );
+        let o = TcpOptions::from_url("[::1]:1883").unwrap();
+        assert_eq!(o.host, "::1");
+        assert!(TcpOptions::from_url("http://x").is_err());
+        assert!(TcpOptions::from_url("mqtt://:1883").is_err());
     }
 }
 

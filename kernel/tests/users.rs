@@ -1,0 +1,122 @@
+//! Credentials: clients with a user name need the right password (CONNACK 0x04 / 0x86
+//! otherwise), anonymous clients are let in on loopback listeners only, a user's role
+//! decides what it may do, and users added while hcore runs can connect at once.
+
+use hcore_broker::ListenerConfig;
+use hcore_client::{Client, ClientOptions, ErrorCode};
+use hcore_kernel::users::{Role, Users};
+use hcore_tests::broker::{connect_login, connect_packet, Wire};
+use hcore_tests::hub::*;
+use hcore_tests::TempDir;
+use serde_json::json;
+
+/// hcore with a loopback listener and one on every address (the LAN one); returns the
+/// harness and the LAN listener's port reached over loopback.
+async fn with_lan_listener() -> (Harness, std::net::SocketAddr) {
+    let dir = TempDir::new();
+    let mut s = settings(&dir);
+    s.broker.listeners = vec![
+        ListenerConfig::new("local", "127.0.0.1:0".parse().unwrap()),
+        ListenerConfig::new("lan", "0.0.0.0:0".parse().unwrap()),
+    ];
+    let h = start_settings(dir, &s, vec![]).await;
+    let lan = h.hub_addrs()[1];
+    (h, std::net::SocketAddr::from(([127, 0, 0, 1], lan.port())))
+}
+
+async fn connack(to: std::net::SocketAddr, packet: &[u8]) -> u8 {
+    let mut raw = Wire::connect(to).await;
+    raw.send(packet).await;
+    raw.read_packet().await.expect("CONNACK").1[1]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_are_checked_and_anonymous_clients_stay_on_loopback() {
+    let (h, lan) = with_lan_listener().await;
+    let users = Users::open(h.dir.path());
+    users.add("pi-lamp", "s3cret", Role::Plugin).unwrap();
+
+    // Anonymous: refused on the LAN listener, fine on loopback.
+    assert_eq!(
+        connack(lan, &connect_packet(4, "anon", 30, true)).await,
+        0x05
+    );
+    assert_eq!(
+        connack(lan, &connect_packet(5, "anon", 30, true)).await,
+        0x87
+    );
+    assert_eq!(
+        connack(h.addr, &connect_packet(4, "anon", 30, true)).await,
+        0
+    );
+    // Wrong password or unknown user: 0x04 (3.1.1) / 0x86 (5), on every listener.
+    for to in [lan, h.addr] {
+        assert_eq!(
+            connack(to, &connect_login(4, "pi-lamp", "pi-lamp", "nope")).await,
+            0x04
+        );
+        assert_eq!(
+            connack(to, &connect_login(5, "pi-lamp", "pi-lamp", "nope")).await,
+            0x86
+        );
+        assert_eq!(
+            connack(to, &connect_login(5, "x", "nobody", "s3cret")).await,
+            0x86
+        );
+    }
+    // The right password, in the URL, over the LAN listener.
+    let url = format!("mqtt://pi-lamp:s3cret@{lan}");
+    let lamp = Client::connect(&url, ClientOptions::new("pi-lamp").quiet())
+        .await
+        .unwrap();
+    lamp.state().set("lamp/on", json!(true)).await.unwrap();
+    let wrong = format!("mqtt://pi-lamp:guess@{lan}");
+    let refused = Client::connect(&wrong, ClientOptions::new("pi-lamp2").quiet()).await;
+    assert!(refused.is_err(), "a wrong password connects");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_role_decides_and_new_users_work_without_a_restart() {
+    let (h, lan) = with_lan_listener().await;
+    let users = Users::open(h.dir.path());
+    users.add("plug", "p", Role::Plugin).unwrap();
+    let plug = Client::connect(
+        &format!("mqtt://plug:p@{lan}"),
+        ClientOptions::new("plug").quiet(),
+    )
+    .await
+    .unwrap();
+    plug.storage().set("secret", json!("mine")).await.unwrap();
+    // Added while hcore runs (as `hcore users add` does): connects at once.
+    users.add("boss", "b", Role::Admin).unwrap();
+    let boss = Client::connect(
+        &format!("mqtt://boss:b@{lan}"),
+        ClientOptions::new("boss").quiet(),
+    )
+    .await
+    .unwrap();
+    // An administrator reads other namespaces; a plugin does not.
+    assert_eq!(
+        boss.storage_of("plug").get("secret").await.unwrap(),
+        Some(json!("mine"))
+    );
+    let e = plug.storage_of("boss").get("x").await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Forbidden));
+    // A removed user can no longer connect; a changed password takes effect.
+    users.update("plug", Some("p2"), None).unwrap();
+    assert_eq!(
+        connack(lan, &connect_login(5, "plug2", "plug", "p")).await,
+        0x86
+    );
+    assert_eq!(
+        connack(lan, &connect_login(5, "plug2", "plug", "p2")).await,
+        0
+    );
+    users.remove("boss").unwrap();
+    assert_eq!(
+        connack(lan, &connect_login(5, "boss2", "boss", "b")).await,
+        0x86
+    );
+    h.stop().await;
+}

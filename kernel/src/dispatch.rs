@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::calls::StatusChange;
 use crate::persist::{Job, StateWrite};
-use crate::policy::{KERNEL_ID, ROLE_PROPERTY};
+use crate::policy::{role, KERNEL_ID, ROLE_PROPERTY};
 use crate::ratelog::RateLog;
 use crate::services::{CallCtx, Outcome, Services};
 use crate::state::Origin;
@@ -161,6 +161,9 @@ impl Core {
         };
         if m.retain {
             return warn("retained; ignored");
+        }
+        if let Some(r @ (role::OBSERVER | role::CLIENT)) = m.user_property(ROLE_PROPERTY) {
+            return warn(&format!("role {r} may not change state; ignored"));
         }
         if let Err(e) = validate_state_key(key) {
             return warn(&e.to_string());

@@ -37,6 +37,7 @@ pub mod role {
     pub const KERNEL: &str = "kernel";
     pub const ADMIN: &str = "admin";
     pub const PLUGIN: &str = "plugin";
+    pub const OBSERVER: &str = "observer";
     pub const CLIENT: &str = "client";
 }
 
@@ -228,8 +229,8 @@ impl Hooks for KernelPolicy {
             return;
         };
         stamp(IDENTITY_PROPERTY, &client.client_id);
-        // The role matters only to the kernel, for calls.
-        if rest.starts_with("call/") {
+        // The role matters only to the kernel: for calls and state commands.
+        if rest.starts_with("call/") || rest.starts_with("state/") {
             stamp(ROLE_PROPERTY, self.role(client));
         }
     }

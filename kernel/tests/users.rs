@@ -120,3 +120,71 @@ async fn a_users_role_decides_and_new_users_work_without_a_restart() {
     );
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_limit_kernel_methods_and_state_commands() {
+    let (h, lan) = with_lan_listener().await;
+    let users = Users::open(h.dir.path());
+    for (name, role) in [
+        ("watcher", Role::Observer),
+        ("plug", Role::Plugin),
+        ("root", Role::Admin),
+    ] {
+        users.add(name, "pw", role).unwrap();
+    }
+    let login = |name: &str| {
+        let url = format!("mqtt://{name}:pw@{lan}");
+        let id = name.to_string();
+        async move {
+            Client::connect(&url, ClientOptions::new(id).quiet())
+                .await
+                .unwrap()
+        }
+    };
+    let (watcher, plug, root) = (
+        login("watcher").await,
+        login("plug").await,
+        login("root").await,
+    );
+    let forbidden = |r: Result<serde_json::Value, hcore_client::ClientError>| {
+        assert_eq!(r.unwrap_err().code(), Some(ErrorCode::Forbidden));
+    };
+    // An observer reads, and changes nothing.
+    plug.state().set("door/locked", json!(true)).await.unwrap();
+    assert!(watcher.state().get("door/locked").await.unwrap().is_some());
+    forbidden(
+        watcher
+            .call("state.set", json!({"key": "door/locked", "value": false}))
+            .await,
+    );
+    forbidden(
+        watcher
+            .call("state.delete", json!({"key": "door/locked"}))
+            .await,
+    );
+    forbidden(
+        watcher
+            .call("storage.set", json!({"key": "k", "value": 1}))
+            .await,
+    );
+    forbidden(watcher.call("plugins.stop", json!({"id": "example"})).await);
+    watcher
+        .publish_raw("hc/state/door/locked/set", "false", false)
+        .await
+        .unwrap();
+    // A plugin writes state but does not stop plugins; an administrator may.
+    forbidden(plug.call("plugins.stop", json!({"id": "example"})).await);
+    let e = root
+        .call("plugins.stop", json!({"id": "example"}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NotFound));
+    // The observer's `/set` command was dropped: a later write by the plugin is version 2.
+    let v = plug
+        .state()
+        .set("door/locked", json!("jammed"))
+        .await
+        .unwrap();
+    assert_eq!(v.version, 2);
+    h.stop().await;
+}

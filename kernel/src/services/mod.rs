@@ -7,6 +7,7 @@
 //! Services see only what they need (`Services`): the stores, the writer, the call
 //! registry, the plugin manager and the kernel's limits; never the connection.
 
+mod access;
 mod kernel;
 mod plugins;
 mod registry;
@@ -72,6 +73,9 @@ impl Services {
                 ))))
             }
         };
+        if let Err(e) = access::check(ctx.role.as_deref(), method) {
+            return Outcome::Reply(Err(e));
+        }
         let name = method.method();
         match method.service() {
             "state" => state::handle(self, ctx, name, params),

@@ -47,10 +47,12 @@ pub trait Command: Serialize + DeserializeOwned + Send + 'static {
 }
 
 /// Codes any kernel method can answer: unreadable parameters, a request past its
-/// deadline, a kernel shutting down, a database failure.
-pub const GENERIC_ERRORS: [ErrorCode; 4] = [
+/// deadline, a caller whose role may not call it, a kernel shutting down, a database
+/// failure.
+pub const GENERIC_ERRORS: [ErrorCode; 5] = [
     ErrorCode::BadRequest,
     ErrorCode::Timeout,
+    ErrorCode::Forbidden,
     ErrorCode::Unavailable,
     ErrorCode::Internal,
 ];

@@ -47,6 +47,13 @@ pub trait Hooks: Send + Sync + 'static {
         true
     }
 
+    /// Called for a PUBLISH or will with the retain flag, once `authorize_publish` allowed
+    /// it: false refuses the message as if it were not authorized (the kernel keeps
+    /// request and reply topics free of retained messages).
+    fn authorize_retain(&self, _client: &ClientInfo, _topic: &str) -> bool {
+        true
+    }
+
     /// Called for every filter of every SUBSCRIBE. For `$share/<group>/<filter>` the
     /// hook sees `<filter>`: access depends on what can be read, not on the group.
     fn authorize_subscribe(&self, _client: &ClientInfo, _filter: &str) -> bool {

@@ -192,6 +192,14 @@ impl BrokerState {
         }
     }
 
+    /// May `client` publish to `topic` (retained, if `retain`)? Never to `$` topics; else
+    /// the hooks decide.
+    pub fn may_publish(&self, client: &ClientInfo, topic: &str, retain: bool) -> bool {
+        !topic.starts_with('$')
+            && self.hooks.authorize_publish(client, topic)
+            && (!retain || self.hooks.authorize_retain(client, topic))
+    }
+
     /// Removes every subscription of a session that ended.
     pub fn end_session(&self, session: &Arc<Session>) {
         let subs = session.lock().take_subs();

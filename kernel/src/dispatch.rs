@@ -17,6 +17,9 @@ use serde_json::Value;
 use crate::calls::StatusChange;
 use crate::persist::{Job, StateWrite};
 use crate::policy::{role, KERNEL_ID, ROLE_PROPERTY};
+
+/// How far ahead of the kernel's clock a plugin's session number may be, milliseconds.
+const SESSION_AHEAD_MS: u64 = 86_400_000;
 use crate::ratelog::RateLog;
 use crate::services::{CallCtx, Outcome, Services};
 use crate::state::Origin;
@@ -214,6 +217,15 @@ impl Core {
                     .warn(&format!("unreadable status of {id}: {e}"))
             }
         };
+        // Sessions are increasing numbers; the SDK's are milliseconds since the epoch. One
+        // far in the future would make every later real status look stale.
+        let horizon = hcore_client::protocol::now_ms().saturating_add(SESSION_AHEAD_MS);
+        if status.session > horizon {
+            return self.ratelog.warn(&format!(
+                "status of {id} with session {} (more than a day ahead of this clock) ignored",
+                status.session
+            ));
+        }
         let change = self.services.calls.registry().on_status(id, &status);
         match change {
             StatusChange::Online => {

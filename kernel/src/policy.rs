@@ -10,6 +10,7 @@
 //! * `<root>/call/<x>/storage/...` (storage requests carry the values written) is
 //!   delivered only to the kernel and `x`; other calls are visible to observers.
 //! * `<root>/kernel/...` and any other topic under the root: only the kernel.
+//! * Nothing is retained under `<root>/call/` or `<root>/reply/`.
 //! * The kernel's id and the ids of in-process plugins cannot be used by network clients.
 //! * Clients with a user name must have a user (`users`) and its password; their role is
 //!   the user's.
@@ -162,6 +163,16 @@ impl Hooks for KernelPolicy {
 
     fn authorize_publish(&self, client: &ClientInfo, topic: &str) -> bool {
         self.may_publish(&client.client_id, topic)
+    }
+
+    /// Requests and replies are never retained: a stored one would reach every later
+    /// subscriber as if it were new (`mosquitto_rr` would print retained junk on a reply
+    /// topic as the answer).
+    fn authorize_retain(&self, _client: &ClientInfo, topic: &str) -> bool {
+        !matches!(
+            self.topics.parse(topic),
+            Some(Parsed::Call { .. }) | Some(Parsed::Reply { .. })
+        )
     }
 
     fn authorize_subscribe(&self, client: &ClientInfo, filter: &str) -> bool {

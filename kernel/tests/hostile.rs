@@ -208,3 +208,71 @@ async fn ten_thousand_unaddressed_requests_do_not_hurt_other_callers() {
     assert_eq!(e.code(), Some(ErrorCode::NoResponders));
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_and_replies_are_never_retained() {
+    use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
+    let h = start().await;
+    let mut r = raw(h.addr, "mallory", None).await;
+    for topic in [
+        "hc/reply/victim",
+        "hc/reply/victim/x",
+        "hc/call/mallory/state/get",
+    ] {
+        r.publish(topic, r#"{"id":"1","result":"junk"}"#, true)
+            .await;
+        let reason = r
+            .next_incoming(|p| match p {
+                Packet::PubAck(a) => Some(a.reason),
+                _ => None,
+            })
+            .await;
+        assert_eq!(reason, Some(PubAckReason::NotAuthorized), "{topic}");
+    }
+    // The victim's tools (mosquitto_rr, say) find nothing stored on their reply topic.
+    let mut victim = raw(h.addr, "victim", None).await;
+    victim.sub("hc/reply/victim/#").await;
+    victim.sub("hc/reply/victim").await;
+    victim.publish("hc/reply/victim", "marker", false).await;
+    assert_eq!(victim.next().await.payload, "marker".as_bytes());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_from_the_far_future_cannot_unregister_a_plugin_for_good() {
+    let h = start().await;
+    let mut p = raw_provider(&h, "lamp", &["lamp.toggle"]).await;
+    let caller = h.tcp("caller").await;
+    wait_registered(&caller, "lamp.toggle", "lamp").await;
+    // Its own connection (or one that took its id) claims session u64::MAX.
+    p.publish(
+        "hc/plugin/lamp/status",
+        r#"{"state":"offline","session":18446744073709551615}"#,
+        true,
+    )
+    .await;
+    p.publish(
+        "hc/plugin/lamp/status",
+        r#"{"state":"online","session":2}"#,
+        true,
+    )
+    .await;
+    // Both handled (the kernel reads them in line, before the broker acknowledges): four
+    // PUBACKs, two of them for the manifest and status `raw_provider` published.
+    for _ in 0..4 {
+        p.next_incoming(|p| {
+            matches!(p, rumqttc::v5::mqttbytes::v5::Packet::PubAck(_)).then_some(())
+        })
+        .await
+        .expect("PUBACK");
+    }
+    // Still registered: the forged status was ignored, the real one accepted.
+    let listed = caller.call("registry.list", json!({})).await.unwrap();
+    assert_eq!(
+        listed["services"]["lamp"]["toggle"],
+        json!(["lamp"]),
+        "{listed}"
+    );
+    drop(p);
+    h.stop().await;
+}

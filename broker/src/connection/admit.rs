@@ -116,7 +116,7 @@ fn will_of(
             "will larger than max_packet_size",
         ));
     }
-    if message.topic.starts_with('$') || !st.hooks.authorize_publish(info, &message.topic) {
+    if !st.may_publish(info, &message.topic, message.retain) {
         return Err(Refusal::new(
             reason::v311::NOT_AUTHORIZED,
             reason::NOT_AUTHORIZED,

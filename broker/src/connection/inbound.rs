@@ -188,7 +188,7 @@ impl Conn {
                 "more QoS 2 publishes in flight than the receive maximum",
             ));
         }
-        if topic.starts_with('$') || !self.st.hooks.authorize_publish(&self.info, &topic) {
+        if !self.st.may_publish(&self.info, &topic, publish.retain) {
             self.refuse_publish(&topic, qos, pkid);
             return Ok(());
         }

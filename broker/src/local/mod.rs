@@ -119,7 +119,7 @@ pub(crate) async fn connect(
     };
     if let Some(will) = &options.will {
         validate_topic(&will.topic, &st.config).map_err(|e| invalid("will topic", e))?;
-        if !st.hooks.authorize_publish(&info, &will.topic) {
+        if !st.may_publish(&info, &will.topic, will.retain) {
             return Err(BrokerError::NotAuthorized(format!(
                 "will topic {}",
                 will.topic
@@ -219,9 +219,7 @@ impl LocalClient {
         }
         validate_topic(&message.topic, &sh.st.config).map_err(|e| invalid("topic", e))?;
         Metrics::inc(&sh.st.metrics.publishes_received);
-        if message.topic.starts_with('$')
-            || !sh.st.hooks.authorize_publish(&sh.info, &message.topic)
-        {
+        if !sh.st.may_publish(&sh.info, &message.topic, message.retain) {
             Metrics::inc(&sh.st.metrics.not_authorized);
             return Err(BrokerError::NotAuthorized(format!(
                 "publish to {}",

@@ -21,23 +21,25 @@ async fn start_limited(dir: TempDir) -> Harness {
     start_settings(dir, &s, vec![]).await
 }
 
+/// Stores `value` under k0, k1, ... until refused: how many were stored, and the refusal.
+async fn fill(
+    c: &hcore_client::Client,
+    value: &serde_json::Value,
+) -> (usize, hcore_client::ClientError) {
+    for stored in 0..100 {
+        if let Err(e) = c.storage().set(&format!("k{stored}"), value.clone()).await {
+            return (stored, e);
+        }
+    }
+    panic!("100 values of 1 KB stored: no quota");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_quotas_hold_per_namespace_in_total_and_across_restarts() {
     let h = start_limited(TempDir::new()).await;
     let flood = h.tcp("flood").await;
     let value = json!("x".repeat(1000));
-    let mut stored = 0;
-    let refusal = loop {
-        match flood
-            .storage()
-            .set(&format!("k{stored}"), value.clone())
-            .await
-        {
-            Ok(()) => stored += 1,
-            Err(e) => break e,
-        }
-        assert!(stored < 100, "no quota");
-    };
+    let (stored, refusal) = fill(&flood, &value).await;
     assert_eq!(refusal.code(), Some(ErrorCode::QuotaExceeded));
     assert!(refusal
         .to_string()
@@ -52,18 +54,7 @@ async fn storage_quotas_hold_per_namespace_in_total_and_across_restarts() {
     assert!(flood.storage().delete("k1").await.unwrap());
     // Another namespace has its own share until the total is reached.
     let other = h.local("other").await;
-    let mut other_stored = 0;
-    let refusal = loop {
-        match other
-            .storage()
-            .set(&format!("k{other_stored}"), value.clone())
-            .await
-        {
-            Ok(()) => other_stored += 1,
-            Err(e) => break e,
-        }
-        assert!(other_stored < 100, "no total quota");
-    };
+    let (other_stored, refusal) = fill(&other, &value).await;
     assert!(
         refusal.to_string().contains("max_storage_bytes"),
         "{refusal}"

@@ -24,6 +24,14 @@ async fn with_lan_listener() -> (Harness, std::net::SocketAddr) {
     (h, std::net::SocketAddr::from(([127, 0, 0, 1], lan.port())))
 }
 
+/// A client logged in as `name` (its client id too) over the LAN listener.
+async fn login(lan: std::net::SocketAddr, name: &str, password: &str) -> Client {
+    let url = format!("mqtt://{name}:{password}@{lan}");
+    Client::connect(&url, ClientOptions::new(name).quiet())
+        .await
+        .unwrap()
+}
+
 async fn connack(to: std::net::SocketAddr, packet: &[u8]) -> u8 {
     let mut raw = Wire::connect(to).await;
     raw.send(packet).await;
@@ -81,21 +89,11 @@ async fn a_users_role_decides_and_new_users_work_without_a_restart() {
     let (h, lan) = with_lan_listener().await;
     let users = Users::open(h.dir.path());
     users.add("plug", "p", Role::Plugin).unwrap();
-    let plug = Client::connect(
-        &format!("mqtt://plug:p@{lan}"),
-        ClientOptions::new("plug").quiet(),
-    )
-    .await
-    .unwrap();
+    let plug = login(lan, "plug", "p").await;
     plug.storage().set("secret", json!("mine")).await.unwrap();
     // Added while hcore runs (as `hcore users add` does): connects at once.
     users.add("boss", "b", Role::Admin).unwrap();
-    let boss = Client::connect(
-        &format!("mqtt://boss:b@{lan}"),
-        ClientOptions::new("boss").quiet(),
-    )
-    .await
-    .unwrap();
+    let boss = login(lan, "boss", "b").await;
     // An administrator reads other namespaces; a plugin does not.
     assert_eq!(
         boss.storage_of("plug").get("secret").await.unwrap(),
@@ -132,20 +130,9 @@ async fn roles_limit_kernel_methods_and_state_commands() {
     ] {
         users.add(name, "pw", role).unwrap();
     }
-    let login = |name: &str| {
-        let url = format!("mqtt://{name}:pw@{lan}");
-        let id = name.to_string();
-        async move {
-            Client::connect(&url, ClientOptions::new(id).quiet())
-                .await
-                .unwrap()
-        }
-    };
-    let (watcher, plug, root) = (
-        login("watcher").await,
-        login("plug").await,
-        login("root").await,
-    );
+    let watcher = login(lan, "watcher", "pw").await;
+    let plug = login(lan, "plug", "pw").await;
+    let root = login(lan, "root", "pw").await;
     let forbidden = |r: Result<serde_json::Value, hcore_client::ClientError>| {
         assert_eq!(r.unwrap_err().code(), Some(ErrorCode::Forbidden));
     };

@@ -34,11 +34,46 @@ pub(crate) fn start(st: &Arc<BrokerState>) {
 /// The topics and their values now.
 pub(crate) fn snapshot(st: &BrokerState) -> Vec<(&'static str, String)> {
     let m = &st.metrics;
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
     let (sessions, persistent) = st.sessions.counts();
-    let dropped = m.dropped_slow_subscriber.load(Relaxed)
-        + m.dropped_expired.load(Relaxed)
-        + m.dropped_offline_queue.load(Relaxed);
-    vec![
+    let dropped =
+        n(&m.dropped_slow_subscriber) + n(&m.dropped_expired) + n(&m.dropped_offline_queue);
+    let counts: [(&'static str, u64); 15] = [
+        ("$SYS/broker/clients/connected", n(&m.clients_connected)),
+        ("$SYS/broker/clients/total", sessions as u64),
+        ("$SYS/broker/clients/persistent", persistent as u64),
+        ("$SYS/broker/messages/received", n(&m.publishes_received)),
+        ("$SYS/broker/messages/sent", n(&m.publishes_sent)),
+        ("$SYS/broker/bytes/received", n(&m.bytes_received)),
+        ("$SYS/broker/bytes/sent", n(&m.bytes_sent)),
+        (
+            "$SYS/broker/retained messages/count",
+            st.retained_count() as u64,
+        ),
+        (
+            "$SYS/broker/subscriptions/count",
+            st.router.filters() as u64,
+        ),
+        ("$SYS/broker/messages/dropped", dropped),
+        (
+            "$SYS/broker/messages/dropped/slow_subscriber",
+            n(&m.dropped_slow_subscriber),
+        ),
+        (
+            "$SYS/broker/messages/dropped/expired",
+            n(&m.dropped_expired),
+        ),
+        (
+            "$SYS/broker/messages/dropped/offline_queue",
+            n(&m.dropped_offline_queue),
+        ),
+        ("$SYS/broker/connections/refused", n(&m.connections_refused)),
+        (
+            "$SYS/broker/connections/limited",
+            n(&m.limit_connections) + n(&m.limit_connect_rate),
+        ),
+    ];
+    let mut out = vec![
         (
             "$SYS/broker/version",
             format!("hcore {}", env!("CARGO_PKG_VERSION")),
@@ -47,58 +82,9 @@ pub(crate) fn snapshot(st: &BrokerState) -> Vec<(&'static str, String)> {
             "$SYS/broker/uptime",
             format!("{} seconds", st.started.elapsed().as_secs()),
         ),
-        (
-            "$SYS/broker/clients/connected",
-            m.clients_connected.load(Relaxed).to_string(),
-        ),
-        ("$SYS/broker/clients/total", sessions.to_string()),
-        ("$SYS/broker/clients/persistent", persistent.to_string()),
-        (
-            "$SYS/broker/messages/received",
-            m.publishes_received.load(Relaxed).to_string(),
-        ),
-        (
-            "$SYS/broker/messages/sent",
-            m.publishes_sent.load(Relaxed).to_string(),
-        ),
-        (
-            "$SYS/broker/bytes/received",
-            m.bytes_received.load(Relaxed).to_string(),
-        ),
-        (
-            "$SYS/broker/bytes/sent",
-            m.bytes_sent.load(Relaxed).to_string(),
-        ),
-        (
-            "$SYS/broker/retained messages/count",
-            st.retained_count().to_string(),
-        ),
-        (
-            "$SYS/broker/subscriptions/count",
-            st.router.filters().to_string(),
-        ),
-        ("$SYS/broker/messages/dropped", dropped.to_string()),
-        (
-            "$SYS/broker/messages/dropped/slow_subscriber",
-            m.dropped_slow_subscriber.load(Relaxed).to_string(),
-        ),
-        (
-            "$SYS/broker/messages/dropped/expired",
-            m.dropped_expired.load(Relaxed).to_string(),
-        ),
-        (
-            "$SYS/broker/messages/dropped/offline_queue",
-            m.dropped_offline_queue.load(Relaxed).to_string(),
-        ),
-        (
-            "$SYS/broker/connections/refused",
-            m.connections_refused.load(Relaxed).to_string(),
-        ),
-        (
-            "$SYS/broker/connections/limited",
-            (m.limit_connections.load(Relaxed) + m.limit_connect_rate.load(Relaxed)).to_string(),
-        ),
-    ]
+    ];
+    out.extend(counts.into_iter().map(|(t, v)| (t, v.to_string())));
+    out
 }
 
 fn publish(st: &BrokerState) {

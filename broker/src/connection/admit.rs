@@ -126,6 +126,36 @@ fn will_of(
     Ok((Some(message), delay))
 }
 
+/// The authentication hook. With a password to check (deliberately slow: a KDF) it runs
+/// on the blocking pool, so it never holds up the connections this worker thread serves.
+async fn authenticate(
+    st: &BrokerState,
+    client_id: &str,
+    username: Option<String>,
+    password: Option<String>,
+    peer: SocketAddr,
+    protocol: Protocol,
+) -> Result<(), ConnectRefusal> {
+    let slow = username.is_some();
+    let check = move |hooks: &dyn crate::hooks::Hooks, client_id: &str| {
+        hooks.authenticate(&ConnectInfo {
+            client_id,
+            username: username.as_deref(),
+            password: password.as_deref(),
+            peer: Some(peer),
+            protocol,
+        })
+    };
+    if !slow {
+        return check(st.hooks.as_ref(), client_id);
+    }
+    let hooks = st.hooks.clone();
+    let client_id = client_id.to_string();
+    tokio::task::spawn_blocking(move || check(hooks.as_ref(), &client_id))
+        .await
+        .unwrap_or(Err(ConnectRefusal::NotAuthorized))
+}
+
 async fn try_admit(
     st: &BrokerState,
     mut req: ConnectRequest,
@@ -166,15 +196,10 @@ async fn try_admit(
             "a user name and password are required on this listener (allow_anonymous)",
         ));
     }
-    let password = req.login.as_ref().map(|l| l.password.as_str());
-    let connect = ConnectInfo {
-        client_id: &client_id,
-        username: username.filter(|u| !u.is_empty()),
-        password,
-        peer: Some(peer),
-        protocol: proto,
-    };
-    match st.hooks.authenticate(&connect) {
+    let username = username.filter(|u| !u.is_empty()).map(str::to_string);
+    let password = req.login.as_ref().map(|l| l.password.clone());
+    let verdict = authenticate(st, &client_id, username.clone(), password, peer, proto).await;
+    match verdict {
         Ok(()) => {}
         Err(ConnectRefusal::BadCredentials) => {
             return Err(Refusal::new(
@@ -193,7 +218,7 @@ async fn try_admit(
     }
     let info = ClientInfo {
         client_id: client_id.clone(),
-        username: connect.username.map(str::to_string),
+        username,
         peer: Some(peer),
         protocol: proto,
     };

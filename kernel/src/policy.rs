@@ -11,6 +11,7 @@
 //!   delivered only to the kernel and `x`; other calls are visible to observers.
 //! * `<root>/kernel/...` and any other topic under the root: only the kernel.
 //! * Nothing is retained under `<root>/call/` or `<root>/reply/`.
+//! * `$SYS/...` is for administrators.
 //! * The kernel's id and the ids of in-process plugins cannot be used by network clients.
 //! * Clients with a user name must have a user (`users`) and its password; their role is
 //!   the user's.
@@ -178,6 +179,10 @@ impl Hooks for KernelPolicy {
     fn authorize_subscribe(&self, client: &ClientInfo, filter: &str) -> bool {
         if client.client_id == KERNEL_ID {
             return true;
+        }
+        // The broker's own state (`$SYS/...`) is for administrators.
+        if filter.starts_with("$SYS") {
+            return self.role(client) == role::ADMIN;
         }
         // Naming another client's reply space (or a wildcard in its place) is refused;
         // broader filters are fine because deliveries are checked one by one.

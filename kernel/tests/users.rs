@@ -175,3 +175,21 @@ async fn roles_limit_kernel_methods_and_state_commands() {
     assert_eq!(v.version, 2);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_administrators_read_sys_topics() {
+    use hcore_tests::broker::{subscribe_packet, Wire};
+    let (h, lan) = with_lan_listener().await;
+    let users = Users::open(h.dir.path());
+    users.add("watcher", "pw", Role::Observer).unwrap();
+    users.add("root", "pw", Role::Admin).unwrap();
+    for (user, granted) in [("watcher", 0x80), ("root", 0)] {
+        let mut raw = Wire::connect(lan).await;
+        raw.send(&connect_login(4, user, user, "pw")).await;
+        assert_eq!(raw.read_packet().await.unwrap().1[1], 0);
+        raw.send(&subscribe_packet(1, "$SYS/#", 0)).await;
+        let (b1, body) = raw.read_packet().await.expect("SUBACK");
+        assert_eq!((b1, body[2]), (0x90, granted), "{user}");
+    }
+    h.stop().await;
+}

@@ -97,3 +97,28 @@ impl DeliveryObserver for Calls {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_call_is_watched_past_the_deadline_cap() {
+        let calls = Calls::new(10, 1);
+        let reply = ReplyTo {
+            topic: "hc/reply/c".into(),
+            id: None,
+            correlation: None,
+        };
+        calls.track("c", "1".into(), "svc.m", reply.clone(), Some(u64::MAX));
+        calls.track("c", "2".into(), "svc.m", reply, None);
+        assert_eq!(calls.pending_len(), 2);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        calls.sweep();
+        assert_eq!(
+            calls.pending_len(),
+            0,
+            "u64::MAX deadlines end at max_call_ms"
+        );
+    }
+}

@@ -11,9 +11,8 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 
-/// rumqttd's router logs every connection and subscription at info; hcore's edge already
-/// logs what matters.
-const DEFAULT_LOG: &str = "info,rumqttd=warn";
+/// What is logged without `--log` or `RUST_LOG`.
+const DEFAULT_LOG: &str = "info";
 
 fn main() {
     let cli = cli::Cli::parse();
@@ -55,20 +54,13 @@ fn main() {
     }
 }
 
-/// Logs to stderr through `filter` (RUST_LOG syntax). rumqttd's router opens an
-/// error-level span for every publish, formatting its topic each time, which cost more
-/// than a tenth of the router thread's time: its spans are left out (its events are kept).
+/// Logs to stderr through `filter` (RUST_LOG syntax).
 fn init_logging(filter: &str) {
-    use tracing_subscriber::filter::{filter_fn, FilterExt};
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::Layer;
-    let no_router_spans = filter_fn(|m| !(m.is_span() && m.target().starts_with("rumqttd")));
-    let fmt = tracing_subscriber::fmt::layer()
+    tracing_subscriber::fmt()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
-        .with_filter(tracing_subscriber::EnvFilter::new(filter).and(no_router_spans));
-    tracing_subscriber::registry().with(fmt).init();
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
 }
 
 /// One clear line on stderr and a non-zero exit: no panic, no backtrace.

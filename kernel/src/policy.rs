@@ -105,7 +105,7 @@ impl KernelPolicy {
             return self
                 .users
                 .as_ref()
-                .and_then(|u| u.role(name))
+                .and_then(|u| u.known_role(name))
                 .map_or(role::CLIENT, |r| r.as_str());
         }
         match client.peer {

@@ -224,9 +224,17 @@ impl Users {
         Ok(entry.role)
     }
 
-    /// The role of a user (None: no such user).
+    /// The role of a user (None: no such user), from the files as they are now.
     pub fn role(&self, name: &str) -> Option<Role> {
         self.current().ok()?.entries.get(name).map(|e| e.role)
+    }
+
+    /// The role of a user as last read (every CONNECT with a user name reads the files
+    /// again if they changed): for the per-message policy, which must not touch the
+    /// filesystem on every call.
+    pub fn known_role(&self, name: &str) -> Option<Role> {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded.entries.get(name).map(|e| e.role)
     }
 
     /// Every user and role, by name.

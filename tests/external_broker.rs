@@ -1,7 +1,7 @@
-//! External-broker mode: `hcore run --broker mqtt://...` against a real mosquitto (with
-//! deploy/mosquitto's ACL and passwords), passing the core scenarios with the SDK and
-//! with mosquitto_pub/sub: events, RPC both ways, state, storage, plugin status, and the
-//! identity rules enforced by mosquitto's ACL.
+//! External-broker mode: `hcore run --broker mqtt://...` against a real mosquitto with
+//! the files `hcore export mosquitto` wrote, passing the core scenarios with the SDK and
+//! with mosquitto_pub/sub: events, RPC both ways, state, storage, plugin status; and the
+//! attacks on identity, storage, replies and takeover, which mosquitto must refuse.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -16,47 +16,51 @@ struct Mosquitto {
     port: u16,
 }
 
-/// mosquitto on a free port with deploy/mosquitto's ACL and one password for everyone.
-async fn mosquitto(dir: &std::path::Path) -> Mosquitto {
+/// Adds a user with password "pw" through `hcore users add`.
+fn add_user(data: &std::path::Path, name: &str, role: &str) {
+    use std::io::Write;
+    let mut c = std::process::Command::new(hcore_bin())
+        .args(["users", "add", name, "--role", role, "--data-dir"])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(b"pw\n").unwrap();
+    assert!(c.wait().unwrap().success(), "hcore users add {name}");
+}
+
+/// mosquitto on a free port with the files `hcore export mosquitto` wrote for `data`
+/// (and `config`, whose in-process plugins get logins).
+async fn mosquitto(
+    dir: &std::path::Path,
+    data: &std::path::Path,
+    config: &std::path::Path,
+) -> Mosquitto {
+    let out = dir.join("mosquitto");
+    let st = std::process::Command::new(hcore_bin())
+        .args(["export", "mosquitto"])
+        .arg(&out)
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .status()
+        .unwrap();
+    assert!(st.success(), "hcore export mosquitto");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let passwd = dir.join("passwd");
-    for (i, user) in ["kernel", "example", "alice", "mallory", "rust", "watcher"]
-        .iter()
-        .enumerate()
-    {
-        let mut c = std::process::Command::new("mosquitto_passwd");
-        if i == 0 {
-            c.arg("-c");
-        }
-        let st = c
-            .args(["-b"])
-            .arg(&passwd)
-            .args([user, "pw"])
-            .status()
-            .expect("mosquitto_passwd (mosquitto package)");
-        assert!(st.success());
-    }
-    // The shipped ACL, plus the documented block for one more provider (alice).
-    let acl = dir.join("hcore.acl");
-    let shipped_acl = include_str!("../deploy/mosquitto/hcore.acl");
-    std::fs::write(
-        &acl,
-        format!("{shipped_acl}\nuser alice\ntopic read hc/call/+/alice/#\n"),
-    )
-    .unwrap();
-    let acl = acl.to_string_lossy().into_owned();
-    let conf = dir.join("mosquitto.conf");
-    let shipped = include_str!("../deploy/mosquitto/mosquitto.conf");
-    let conf_text = shipped
+    let conf = out.join("mosquitto.conf");
+    let text = std::fs::read_to_string(&conf)
+        .unwrap()
         .replace("listener 1883", &format!("listener {port} 127.0.0.1"))
-        .replace("/etc/mosquitto/hcore.passwd", &passwd.to_string_lossy())
-        .replace("/etc/mosquitto/hcore.acl", &acl)
-        .replace("persistence true", "persistence false");
-    std::fs::write(&conf, conf_text).unwrap();
+        // Tests run as root: keep mosquitto from switching to its own user, which could
+        // not read the files (0640, owned by root).
+        + "user root\n";
+    std::fs::write(&conf, text).unwrap();
     let child = tokio::process::Command::new("mosquitto")
         .arg("-c")
         .arg(&conf)
@@ -76,8 +80,13 @@ async fn mosquitto(dir: &std::path::Path) -> Mosquitto {
 }
 
 async fn client(url: &str, id: &str) -> Client {
-    let mut o = ClientOptions::new(id);
-    o.username = Some(id.into());
+    client_as(url, id, id).await
+}
+
+/// A client logged in as `user` with client id `client_id`.
+async fn client_as(url: &str, user: &str, client_id: &str) -> Client {
+    let mut o = ClientOptions::new(client_id);
+    o.username = Some(user.into());
     o.password = Some("pw".into());
     Client::connect(url, o).await.unwrap()
 }
@@ -86,19 +95,31 @@ async fn client(url: &str, id: &str) -> Client {
 async fn core_scenarios_on_mosquitto() {
     init_tracing();
     let dir = TempDir::new();
-    let mut mq = mosquitto(&dir.0).await;
-    let url = format!("mqtt://127.0.0.1:{}", mq.port);
-    let config = dir.0.join("hcore.toml");
+    let data = dir.0.join("data");
+    for (user, role) in [
+        ("alice", "plugin"),
+        ("mallory", "plugin"),
+        ("rust", "plugin"),
+        ("watcher", "observer"),
+        ("plug", "device"),
+    ] {
+        add_user(&data, user, role);
+    }
+    // alice may also command the `ext/...` state keys.
     std::fs::write(
-        &config,
-        format!("plugins = [\"example\"]\nbroker_url = \"{url}\"\nbroker_username = \"kernel\"\nbroker_password = \"pw\"\n"),
+        data.join("policy.toml"),
+        "[user.alice]\nstate = [\"alice/#\", \"ext/#\"]\n",
     )
     .unwrap();
+    let config = dir.0.join("hcore.toml");
+    std::fs::write(&config, "plugins = [\"example\"]\n").unwrap();
+    let mut mq = mosquitto(&dir.0, &data, &config).await;
+    let url = format!("mqtt://127.0.0.1:{}", mq.port);
     let mut run = tokio::process::Command::new(hcore_bin());
-    run.args(["run", "--config"])
+    run.args(["run", "--broker", &url, "--config"])
         .arg(&config)
         .arg("--data-dir")
-        .arg(dir.0.join("data"));
+        .arg(&data);
     let log = std::fs::File::create(dir.0.join("hcore.log")).unwrap();
     let mut hcore = run
         .stdout(Stdio::null())
@@ -163,11 +184,11 @@ async fn core_scenarios_on_mosquitto() {
     assert_eq!(ev.envelope.unwrap().source, "rust");
 
     // State and storage.
-    rust.state().set("ext/lamp", json!("on")).await.unwrap();
+    rust.state().set("rust/lamp", json!("on")).await.unwrap();
     assert_eq!(
         watcher
             .state()
-            .get("ext/lamp")
+            .get("rust/lamp")
             .await
             .unwrap()
             .unwrap()
@@ -252,6 +273,58 @@ async fn core_scenarios_on_mosquitto() {
         "mallory read a reply: {:?}",
         leaked.ok().flatten().map(|m| m.topic)
     );
+
+    // Forged replies need the call's id: mallory cannot read calls to alice's service.
+    let mut calls = mallory.subscribe("hc/call/#").await.ok();
+    assert_eq!(
+        rust.call("alice.echo", json!({"y": 2})).await.unwrap(),
+        json!({"y": 2})
+    );
+    if let Some(calls) = calls.as_mut() {
+        let seen = tokio::time::timeout(Duration::from_millis(300), calls.next()).await;
+        assert!(
+            seen.is_err(),
+            "mallory read a call: {:?}",
+            seen.ok().flatten().map(|m| m.topic)
+        );
+    }
+
+    // Takeover: mallory with alice's client id, then with the kernel's. The client id is
+    // the user name on this mosquitto, so neither is kicked off.
+    let alice_session = alice.session();
+    let mut kernel_status = watcher.subscribe("hc/kernel/status").await.unwrap();
+    let _ = tokio::time::timeout(WAIT, kernel_status.next()).await; // the retained one
+    let as_alice = client_as(&url, "mallory", "alice").await;
+    let as_kernel = client_as(&url, "mallory", "kernel").await;
+    assert_eq!(
+        rust.call("alice.echo", json!({"z": 3})).await.unwrap(),
+        json!({"z": 3})
+    );
+    assert_eq!(
+        alice.session(),
+        alice_session,
+        "alice was kicked off and reconnected"
+    );
+    rust.state().set("rust/after", json!(1)).await.unwrap();
+    let flap = tokio::time::timeout(Duration::from_millis(300), kernel_status.next()).await;
+    assert!(
+        flap.is_err(),
+        "the kernel's status changed: {:?}",
+        flap.ok().flatten().map(|m| m.payload)
+    );
+    drop((as_alice, as_kernel));
+
+    // A device's default topics (Tasmota's tele/stat/cmnd) pass; observers read them.
+    let plug = client(&url, "plug").await;
+    let mut tele = watcher.subscribe("tele/#").await.unwrap();
+    plug.publish_raw("tele/plug/STATE", r#"{"POWER":"ON"}"#, false)
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(WAIT, tele.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.topic, "tele/plug/STATE");
 
     let _ = hcore.kill().await;
     let _ = mq.child.kill().await;

@@ -212,7 +212,8 @@ impl BrokerHandle {
         self.st.retained_count()
     }
 
-    /// Is a client with this id connected now (network or in-process)?
+    /// Is a client with this session key connected now (network or in-process)? The key of
+    /// an in-process or anonymous client is its client id (`ClientInfo::session_key`).
     pub fn is_connected(&self, client_id: &str) -> bool {
         self.st.sessions.is_live(client_id)
     }

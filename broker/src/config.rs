@@ -28,6 +28,10 @@ pub struct ListenerConfig {
     /// at every start).
     #[serde(default)]
     pub allow_anonymous: Option<bool>,
+    /// The role anonymous clients of this listener get. The broker does not interpret it:
+    /// it is handed to the hooks (`ClientInfo::anonymous_role`).
+    #[serde(default)]
+    pub anonymous_role: Option<String>,
 }
 
 impl ListenerConfig {
@@ -38,6 +42,7 @@ impl ListenerConfig {
             bind,
             max_connections: None,
             allow_anonymous: None,
+            anonymous_role: None,
         }
     }
 

@@ -31,8 +31,50 @@ pub enum ConnectRefusal {
 pub struct ClientInfo {
     pub client_id: String,
     pub username: Option<String>,
+    /// For a client without a user name: its listener's `anonymous_role`, if set.
+    pub anonymous_role: Option<String>,
     pub peer: Option<SocketAddr>,
     pub protocol: Protocol,
+}
+
+impl ClientInfo {
+    /// The name of this client's session. A client id is unique within a user name, not
+    /// across the broker: a connection takes over only a session of the same user, so a
+    /// user cannot kick off, or resume the session of, a client of another user by reusing
+    /// its client id (mosquitto keys sessions on the client id alone). NUL, which MQTT
+    /// forbids in strings and the handshake refuses, separates the two.
+    pub fn session_key(&self) -> String {
+        match &self.username {
+            Some(user) => format!("{user}\u{0}{}", self.client_id),
+            None => self.client_id.clone(),
+        }
+    }
+}
+
+/// A message a client wants to publish, as the publish hook sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishInfo<'a> {
+    /// After topic alias resolution.
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    /// MQTT 5 correlation data, if any.
+    pub correlation: Option<&'a [u8]>,
+    pub retain: bool,
+}
+
+impl<'a> PublishInfo<'a> {
+    /// The view of a whole message.
+    pub fn of(m: &'a crate::types::Message) -> PublishInfo<'a> {
+        PublishInfo {
+            topic: &m.topic,
+            payload: &m.payload,
+            correlation: m
+                .properties
+                .as_ref()
+                .and_then(|p| p.correlation_data.as_deref()),
+            retain: m.retain,
+        }
+    }
 }
 
 /// The embedder's policy. Every method defaults to "allow".
@@ -42,8 +84,10 @@ pub trait Hooks: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Called for every PUBLISH and every will, with the topic after alias resolution.
-    fn authorize_publish(&self, _client: &ClientInfo, _topic: &str) -> bool {
+    /// Called for every PUBLISH and every will, before anything is stamped or routed.
+    /// It sees the payload and correlation data, so a reply can be checked against the
+    /// request it answers.
+    fn authorize_publish(&self, _client: &ClientInfo, _publish: &PublishInfo<'_>) -> bool {
         true
     }
 

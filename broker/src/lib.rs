@@ -49,7 +49,7 @@ pub use broker::{Broker, BrokerHandle};
 pub use config::{BrokerConfig, ListenerConfig};
 pub use endpoint::local::LocalSink;
 pub use error::BrokerError;
-pub use hooks::{AllowAll, ClientInfo, ConnectInfo, ConnectRefusal, Hooks};
+pub use hooks::{AllowAll, ClientInfo, ConnectInfo, ConnectRefusal, Hooks, PublishInfo};
 pub use local::{LocalClient, LocalOptions, LocalReceiver};
 pub use metrics::MetricsSnapshot;
 pub use router::subscription::RetainHandling;

@@ -50,7 +50,7 @@ pub(crate) async fn accept_loop(
     per_address: Arc<AddressLimits>,
 ) {
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    let anonymous = config.anonymous_allowed();
+    let entry = Arc::new(config.clone());
     let mine = Arc::new(AtomicUsize::new(0));
     let mut shutdown = st.shutdown.clone();
     loop {
@@ -107,8 +107,9 @@ pub(crate) async fn accept_loop(
             }
         };
         let st = st.clone();
+        let entry = entry.clone();
         tokio::spawn(async move {
-            connection::serve(st, stream, peer, anonymous).await;
+            connection::serve(st, stream, peer, entry).await;
             drop(addr_slot);
             drop(slot);
         });

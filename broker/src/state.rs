@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::endpoint::Touched;
-use crate::hooks::{ClientInfo, Hooks};
+use crate::hooks::{ClientInfo, Hooks, PublishInfo};
 use crate::metrics::Metrics;
 use crate::reclaim::Reclaim;
 use crate::retained::{Refused, RetainedLimits, RetainedStore};
@@ -194,10 +194,15 @@ impl BrokerState {
 
     /// May `client` publish to `topic` (retained, if `retain`)? Never to `$` topics; else
     /// the hooks decide.
-    pub fn may_publish(&self, client: &ClientInfo, topic: &str, retain: bool) -> bool {
-        !topic.starts_with('$')
-            && self.hooks.authorize_publish(client, topic)
-            && (!retain || self.hooks.authorize_retain(client, topic))
+    pub fn may_publish(&self, client: &ClientInfo, publish: &PublishInfo<'_>) -> bool {
+        !publish.topic.starts_with('$')
+            && self.hooks.authorize_publish(client, publish)
+            && (!publish.retain || self.hooks.authorize_retain(client, publish.topic))
+    }
+
+    /// `may_publish` for a whole message (wills, in-process publishes).
+    pub fn may_publish_message(&self, client: &ClientInfo, m: &Message) -> bool {
+        self.may_publish(client, &PublishInfo::of(m))
     }
 
     /// Removes every subscription of a session that ended.

@@ -57,7 +57,7 @@ fn warn_evicted(st: &BrokerState, seen: u64) -> u64 {
 /// Ends the persistent sessions that are over their expiry or the count limit.
 pub(crate) fn end_expired(st: &BrokerState) {
     for session in st.sessions.expired(Instant::now()) {
-        tracing::info!(client_id = %session.client_id, "persistent session ended (expired)");
+        tracing::info!(session = ?session.key, "persistent session ended (expired)");
         Metrics::inc(&st.metrics.sessions_expired);
         st.end_session(&session);
     }

@@ -28,11 +28,11 @@ pub(crate) fn publish_will(
     let client2 = client.clone();
     let task = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-        st2.sessions.delayed_will_done(&client2.client_id);
+        st2.sessions.delayed_will_done(&client2.session_key());
         send_will(&st2, &client2, origin, will);
     });
     st.sessions
-        .schedule_will(&client.client_id, task.abort_handle());
+        .schedule_will(&client.session_key(), task.abort_handle());
 }
 
 fn send_will(st: &BrokerState, client: &ClientInfo, origin: u64, mut will: Message) {

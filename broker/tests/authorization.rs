@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use hcore_broker::{ClientInfo, Hooks};
+use hcore_broker::{ClientInfo, Hooks, PublishInfo};
 use hcore_tests::broker::*;
 use rumqttc::v5::mqttbytes::v5::{Packet as P5, PubAckReason, SubscribeReasonCode as S5};
 use rumqttc::v5::mqttbytes::QoS as Q5;
@@ -16,7 +16,8 @@ struct OwnTopics {
 }
 
 impl Hooks for OwnTopics {
-    fn authorize_publish(&self, c: &ClientInfo, topic: &str) -> bool {
+    fn authorize_publish(&self, c: &ClientInfo, p: &PublishInfo<'_>) -> bool {
+        let topic = p.topic;
         self.seen.lock().unwrap().push((
             c.client_id.clone(),
             c.username.clone(),

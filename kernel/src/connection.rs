@@ -1,11 +1,12 @@
 //! How the kernel and its in-process plugins reach the broker: the embedded one
 //! (in-process, with the kernel's policy as its hooks) or an external one over TCP.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hcore_client::{Client, ClientError, ClientOptions};
 
-use crate::policy::KernelPolicy;
+use crate::policy::{KernelPolicy, KERNEL_ID};
 
 #[derive(Clone)]
 pub enum Connection {
@@ -14,11 +15,15 @@ pub enum Connection {
         broker: hcore_broker::BrokerHandle,
         policy: Arc<KernelPolicy>,
     },
-    /// An external broker (`mqtt://host:port`); its ACL enforces identities.
+    /// An external broker (`mqtt://host:port`); its ACL enforces identities. The kernel
+    /// logs in as `username` (or, without one, with its login from `logins`); each
+    /// in-process plugin with its own login, as itself.
     External {
         url: String,
         username: Option<String>,
         password: Option<String>,
+        /// name -> password (`users::Logins`).
+        logins: BTreeMap<String, String>,
     },
 }
 
@@ -33,10 +38,19 @@ impl Connection {
                 url,
                 username,
                 password,
+                logins,
             } => {
                 let mut options = options;
-                options.username = username.clone();
-                options.password = password.clone();
+                let own = logins.get(&options.id);
+                if options.id == KERNEL_ID && username.is_some() {
+                    options.username = username.clone();
+                    options.password = password.clone();
+                } else if let Some(pw) = own {
+                    options.username = Some(options.id.clone());
+                    options.password = Some(pw.clone());
+                } else {
+                    tracing::warn!(id = %options.id, "no login for this client on the external broker (hcore export mosquitto makes one); connecting without one");
+                }
                 Client::connect(url, options).await
             }
         }

@@ -14,7 +14,7 @@ use hcore_client::protocol::{
 use hcore_client::Message;
 use serde_json::Value;
 
-use crate::calls::StatusChange;
+use crate::calls::{StatusChange, Tracked};
 use crate::persist::{Job, StateWrite};
 use crate::policy::{role, KERNEL_ID, ROLE_PROPERTY};
 
@@ -65,9 +65,10 @@ impl Core {
                 if m.user_property(IDENTITY_PROPERTY) == Some(KERNEL_ID) {
                     return; // our own reply
                 }
-                if let Some(key) = payload_call_key(&m.payload, m.correlation.as_deref()) {
-                    self.services.calls.answered(caller, key);
-                }
+                let key = payload_call_key(&m.payload, m.correlation.as_deref());
+                self.services
+                    .calls
+                    .answered(caller, key.unwrap_or_default());
             }
             Some(Parsed::StateSet { key }) => self.on_state_set(key, m),
             Some(Parsed::PluginStatus { id }) => self.on_status(id, m),
@@ -122,9 +123,12 @@ impl Core {
             let e = RpcError::new(ErrorCode::NoResponders, format!("nobody provides {name}"));
             return self.reply(&incoming.reply, Err(e));
         }
+        let role = m.user_property(ROLE_PROPERTY);
+        let grants = (self.services.policy.as_ref()).and_then(|p| p.grants_of(caller, role));
         let ctx = CallCtx {
             caller: caller.to_string(),
-            role: m.user_property(ROLE_PROPERTY).map(str::to_string),
+            role: role.map(str::to_string),
+            grants,
             reply: incoming.reply.clone(),
             request_id: incoming.context_id(),
         };
@@ -137,14 +141,25 @@ impl Core {
     /// A call to a provided method: the provider answers; the kernel watches for the
     /// provider dying first.
     fn watch(&self, caller: &str, name: &MethodName, incoming: Incoming) {
-        let Some(key) = incoming.key else { return };
+        // A call without an id or correlation data is still watched (under the empty
+        // key), so that its provider's reply, which has none either, is let through.
+        let key = incoming.key.unwrap_or_default();
         let deadline = incoming.request.deadline;
-        let failed =
-            self.services
-                .calls
-                .track(caller, key, name.as_str(), incoming.reply, deadline);
-        if let Some(f) = failed {
-            self.fail_unavailable(&f.method, &f.reply);
+        let reply = incoming.reply.clone();
+        match self
+            .services
+            .calls
+            .track(caller, key, name.as_str(), incoming.reply, deadline)
+        {
+            Tracked::Watching => {}
+            Tracked::Failed(f) => self.fail_unavailable(&f.method, &f.reply),
+            Tracked::NoRoom => {
+                let e = RpcError::new(
+                    ErrorCode::QuotaExceeded,
+                    format!("{caller} has too many calls in flight (max_pending_per_caller)"),
+                );
+                self.reply(&reply, Err(e));
+            }
         }
     }
 

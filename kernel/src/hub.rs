@@ -28,10 +28,12 @@ impl Hub {
     ) -> Result<Hub, KernelError> {
         if let Some(url) = &settings.broker_url {
             tracing::info!(%url, "using an external broker; its ACL enforces identities (see docs/ARCHITECTURE.md)");
+            let logins = crate::users::Logins::open(&settings.kernel.data_dir).read()?;
             let connection = Connection::External {
                 url: url.clone(),
                 username: settings.broker_username.clone(),
                 password: settings.broker_password.clone(),
+                logins,
             };
             let kernel = Kernel::start(settings.kernel.clone(), connection, plugins).await?;
             return Ok(Hub {
@@ -40,6 +42,15 @@ impl Hub {
             });
         }
         let users = Arc::new(crate::users::Users::open(&settings.kernel.data_dir));
+        users.check_policy()?;
+        users.refresh();
+        for l in &settings.broker.listeners {
+            if let Some(r) = &l.anonymous_role {
+                r.parse::<crate::users::Role>().map_err(|e| {
+                    KernelError::Config(format!("listener {}: anonymous_role: {e}", l.name))
+                })?;
+            }
+        }
         let policy = Arc::new(KernelPolicy::new(&settings.kernel.root).with_users(users));
         let mut config = settings.broker.clone();
         if config.persistence_dir.is_none() {

@@ -12,6 +12,7 @@ mod config;
 mod connection;
 mod dispatch;
 mod error;
+pub mod export;
 mod hub;
 mod manager;
 mod out;
@@ -104,8 +105,8 @@ impl Kernel {
             config.max_call_ms,
         ));
         if let Some(policy) = connection.policy() {
-            let observer: Weak<dyn policy::DeliveryObserver> = Arc::downgrade(&calls) as _;
-            policy.observe_with(observer);
+            let watch: Weak<dyn policy::CallWatch> = Arc::downgrade(&calls) as _;
+            policy.watch_with(watch);
         }
         let stores = Stores {
             db: db.clone(),
@@ -115,6 +116,7 @@ impl Kernel {
         };
         let persist = Persist::start(stores, Arc::new(link.clone()), config.write_queue);
         let services = Services {
+            policy: connection.policy().cloned(),
             state,
             storage,
             persist: persist.clone(),
@@ -232,12 +234,16 @@ fn kernel_options(config: &KernelConfig, core: &Arc<Core>) -> ClientOptions {
     options
 }
 
-/// Forgets answered-or-expired calls once a second until the kernel is gone.
+/// Once a second until the kernel is gone: forgets answered-or-expired calls, and reads
+/// the users and policy files again if they changed.
 async fn sweep(core: Weak<Core>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
         let Some(core) = core.upgrade() else { break };
         core.services.calls.sweep();
+        if let Some(policy) = &core.services.policy {
+            policy.refresh();
+        }
     }
 }

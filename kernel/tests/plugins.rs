@@ -159,7 +159,7 @@ async fn a_panicking_plugin_is_marked_failed_and_restarted_while_others_run() {
         admin.call("steady.ping", json!({})).await.unwrap(),
         "steady"
     );
-    admin.state().set("still/alive", json!(true)).await.unwrap();
+    admin.state().set("admin/alive", json!(true)).await.unwrap();
     // ...and it is restarted (with backoff) until it runs (it stops panicking on load 3).
     let p = wait_plugin(&admin, "crashy", |p| {
         p["state"] == "running" && p["restarts"].as_u64() >= Some(2)

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 async fn provide_and_call_across_transports() {
     let h = start().await;
     let tcp = h.tcp("tcp-provider").await;
-    let local = h.local("local-provider").await;
+    let local = h.local("echo").await;
     tcp.provide("math.add", |c| async move {
         let a = c.params["a"]
             .as_i64()
@@ -44,7 +44,7 @@ async fn provide_and_call_across_transports() {
         .call("math.add", json!({"a": 2, "b": 3}))
         .await
         .unwrap();
-    assert_eq!(r, json!({"sum": 5, "caller": "local-provider"}));
+    assert_eq!(r, json!({"sum": 5, "caller": "echo"}));
     let r = tcp.call("echo.say", json!({"x": [1, 2]})).await.unwrap();
     assert_eq!(r, json!({"x": [1, 2]}));
     // Structured errors travel back with their code.
@@ -58,7 +58,7 @@ async fn provide_and_call_across_transports() {
     // registry.list shows services, methods and providers.
     let list = tcp.call("registry.list", json!({})).await.unwrap();
     assert_eq!(list["services"]["math"]["add"], json!(["tcp-provider"]));
-    assert_eq!(list["services"]["echo"]["say"], json!(["local-provider"]));
+    assert_eq!(list["services"]["echo"]["say"], json!(["echo"]));
     h.stop().await;
 }
 

@@ -125,7 +125,8 @@ async fn concurrent_pipelined_writers_on_one_key_stay_in_version_order() {
     const WRITERS: usize = 6;
     const PIPELINE: usize = 8;
     const ROUNDS: usize = 25;
-    let h = start().await;
+    // In-process writers are plugins: the policy lets every plugin write `race/...`.
+    let h = start_with_policy("[role.plugin]\nstate = [\"%u/#\", \"race/#\"]\n").await;
     let tcp_watch = h.tcp("tcp-watch").await;
     let local_watch = h.local("local-watch").await;
     let mut observers = [

@@ -50,7 +50,8 @@ async fn storage_operations_over_both_transports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_plugin_cannot_read_or_write_another_namespace() {
-    let h = start().await;
+    // Anonymous test clients are plugins here (an administrator may read everything).
+    let h = start_anonymous_as("plugin").await;
     let alice = h.tcp("alice").await;
     alice.storage().set("token", json!("s3cret")).await.unwrap();
 
@@ -127,7 +128,7 @@ async fn one_plugin_cannot_read_or_write_another_namespace() {
         .set("token2", json!("also secret"))
         .await
         .unwrap();
-    alice.state().set("marker/done", json!(true)).await.unwrap();
+    alice.state().set("alice/done", json!(true)).await.unwrap();
     loop {
         let p = snoop.next().await;
         let topic = String::from_utf8_lossy(&p.topic).into_owned();
@@ -135,7 +136,7 @@ async fn one_plugin_cannot_read_or_write_another_namespace() {
             !topic.starts_with("hc/reply/alice") && !topic.starts_with("hc/call/alice/storage"),
             "snoop received alice's private message on {topic}"
         );
-        if topic == "hc/state/marker/done" {
+        if topic == "hc/state/alice/done" {
             break;
         }
     }

@@ -77,7 +77,7 @@ async fn passwords_are_checked_and_anonymous_clients_stay_on_loopback() {
     let lamp = Client::connect(&url, ClientOptions::new("pi-lamp").quiet())
         .await
         .unwrap();
-    lamp.state().set("lamp/on", json!(true)).await.unwrap();
+    lamp.state().set("pi-lamp/on", json!(true)).await.unwrap();
     let wrong = format!("mqtt://pi-lamp:guess@{lan}");
     let refused = Client::connect(&wrong, ClientOptions::new("pi-lamp2").quiet()).await;
     assert!(refused.is_err(), "a wrong password connects");
@@ -137,16 +137,16 @@ async fn roles_limit_kernel_methods_and_state_commands() {
         assert_eq!(r.unwrap_err().code(), Some(ErrorCode::Forbidden));
     };
     // An observer reads, and changes nothing.
-    plug.state().set("door/locked", json!(true)).await.unwrap();
-    assert!(watcher.state().get("door/locked").await.unwrap().is_some());
+    plug.state().set("plug/door", json!(true)).await.unwrap();
+    assert!(watcher.state().get("plug/door").await.unwrap().is_some());
     forbidden(
         watcher
-            .call("state.set", json!({"key": "door/locked", "value": false}))
+            .call("state.set", json!({"key": "plug/door", "value": false}))
             .await,
     );
     forbidden(
         watcher
-            .call("state.delete", json!({"key": "door/locked"}))
+            .call("state.delete", json!({"key": "plug/door"}))
             .await,
     );
     forbidden(
@@ -156,7 +156,7 @@ async fn roles_limit_kernel_methods_and_state_commands() {
     );
     forbidden(watcher.call("plugins.stop", json!({"id": "example"})).await);
     watcher
-        .publish_raw("hc/state/door/locked/set", "false", false)
+        .publish_raw("hc/state/plug/door/set", "false", false)
         .await
         .unwrap();
     // A plugin writes state but does not stop plugins; an administrator may.
@@ -169,7 +169,7 @@ async fn roles_limit_kernel_methods_and_state_commands() {
     // The observer's `/set` command was dropped: a later write by the plugin is version 2.
     let v = plug
         .state()
-        .set("door/locked", json!("jammed"))
+        .set("plug/door", json!("jammed"))
         .await
         .unwrap();
     assert_eq!(v.version, 2);

@@ -41,7 +41,9 @@ pub type OnConnect =
 /// How a client identifies itself and behaves.
 #[derive(Clone)]
 pub struct ClientOptions {
-    /// The client id, which is also the identity in every topic (see PROTOCOL.md).
+    /// The MQTT client id: the connection's name. The identity in every topic (see
+    /// PROTOCOL.md) is the user name when one is given (the broker checks it), otherwise
+    /// this id; replicas of a plugin log in as one user with different client ids.
     pub id: String,
     /// The protocol root (default `hc`).
     pub root: String,
@@ -107,11 +109,11 @@ impl ClientOptions {
         self
     }
 
-    fn liveness(&self) -> Option<Liveness> {
+    fn liveness(&self, identity: &str) -> Option<Liveness> {
         let topics = Topics::new(&self.root);
         let status_topic = match self.announce {
             Announce::Quiet => return None,
-            Announce::Plugin => topics.plugin_status(&self.id),
+            Announce::Plugin => topics.plugin_status(identity),
             Announce::Kernel => topics.kernel_status(),
         };
         Some(Liveness { status_topic })
@@ -155,9 +157,12 @@ impl Client {
             tcp.username = options.username.clone();
             tcp.password = options.password.clone();
         }
+        let identity = tcp.username.clone().unwrap_or_else(|| options.id.clone());
+        crate::protocol::validate_id(&identity)?;
         let late = LateSink::new();
-        let link = Link::connect_tcp(&options.id, &tcp, options.liveness(), late.sink()).await?;
-        Client::start(link, late, options).await
+        let liveness = options.liveness(&identity);
+        let link = Link::connect_tcp(&options.id, &tcp, liveness, late.sink()).await?;
+        Client::start(link, late, identity, options).await
     }
 
     /// Connects in-process to the embedded broker: same API, no TCP.
@@ -168,14 +173,16 @@ impl Client {
     ) -> Result<Client, ClientError> {
         crate::protocol::validate_id(&options.id)?;
         let late = LateSink::new();
-        let link =
-            Link::connect_in_process(broker, &options.id, options.liveness(), late.sink()).await?;
-        Client::start(link, late, options).await
+        let liveness = options.liveness(&options.id);
+        let link = Link::connect_in_process(broker, &options.id, liveness, late.sink()).await?;
+        let identity = options.id.clone();
+        Client::start(link, late, identity, options).await
     }
 
     async fn start(
         link: Link,
         late: Arc<LateSink>,
+        identity: String,
         options: ClientOptions,
     ) -> Result<Client, ClientError> {
         let topics = Topics::new(&options.root);
@@ -185,9 +192,13 @@ impl Client {
             routes.inline(&filter, handler)?;
         }
         let inner = Arc::new(Inner {
-            reply_topic: topics.reply(&options.id),
+            // Replicas of one identity each get their own reply topic.
+            reply_topic: match identity == options.id {
+                true => topics.reply(&identity),
+                false => format!("{}/{}", topics.reply(&identity), options.id),
+            },
             routes,
-            id: options.id,
+            id: identity,
             topics,
             link: Arc::new(link),
             announce: options.announce,
@@ -213,7 +224,7 @@ impl Client {
         Ok(Client { inner })
     }
 
-    /// The client id.
+    /// The identity: the user name it logged in with, otherwise its client id.
     pub fn id(&self) -> &str {
         &self.inner.id
     }

@@ -41,6 +41,23 @@ pub fn settings(dir: &TempDir) -> Settings {
     }
 }
 
+/// A hub whose loopback listener gives anonymous clients `role` (`anonymous_role`)
+/// instead of admin: anonymous test clients are then held to that role's rules, with
+/// their client id as their identity.
+pub async fn start_anonymous_as(role: &str) -> Harness {
+    let dir = TempDir::new();
+    let mut settings = settings(&dir);
+    settings.broker.listeners[0].anonymous_role = Some(role.to_string());
+    start_settings(dir, &settings, Vec::new()).await
+}
+
+/// A hub on a data directory whose `policy.toml` is `policy`.
+pub async fn start_with_policy(policy: &str) -> Harness {
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("policy.toml"), policy).unwrap();
+    start_in(dir, Vec::new()).await
+}
+
 /// Starts broker and kernel on an existing data directory.
 pub async fn start_in(dir: TempDir, plugins: Vec<(String, PluginFactory)>) -> Harness {
     let settings = settings(&dir);

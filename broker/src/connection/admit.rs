@@ -11,6 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::handshake::ConnectRequest;
+use crate::config::ListenerConfig;
 use crate::hooks::{ClientInfo, ConnectInfo, ConnectRefusal};
 use crate::metrics::Metrics;
 use crate::sessions::{Opened, QueueLimits, Session, SessionClaim};
@@ -59,10 +60,10 @@ pub(crate) async fn admit(
     stream: &mut TcpStream,
     req: ConnectRequest,
     peer: SocketAddr,
-    anonymous: bool,
+    listener: &ListenerConfig,
 ) -> Option<Admitted> {
     let proto = req.proto;
-    match try_admit(st, req, peer, anonymous).await {
+    match try_admit(st, req, peer, listener).await {
         Ok(admitted) => Some(admitted),
         Err(refusal) => {
             Metrics::inc(&st.metrics.connections_refused);
@@ -116,7 +117,7 @@ fn will_of(
             "will larger than max_packet_size",
         ));
     }
-    if !st.may_publish(info, &message.topic, message.retain) {
+    if !st.may_publish_message(info, &message) {
         return Err(Refusal::new(
             reason::v311::NOT_AUTHORIZED,
             reason::NOT_AUTHORIZED,
@@ -160,7 +161,7 @@ async fn try_admit(
     st: &BrokerState,
     mut req: ConnectRequest,
     peer: SocketAddr,
-    anonymous: bool,
+    listener: &ListenerConfig,
 ) -> Result<Admitted, Refusal> {
     let proto = req.proto;
     let props = req.properties.take();
@@ -188,8 +189,22 @@ async fn try_admit(
         }
         client_id = format!("auto-{}", uuid::Uuid::new_v4().simple());
     }
+    if client_id.contains('\0') {
+        return Err(Refusal::new(
+            reason::v311::IDENTIFIER_REJECTED,
+            reason::CLIENT_ID_NOT_VALID,
+            "a client id must not contain NUL",
+        ));
+    }
     let username = req.login.as_ref().map(|l| l.username.as_str());
-    if username.is_none_or(str::is_empty) && !anonymous {
+    if username.is_some_and(|u| u.contains('\0')) {
+        return Err(Refusal::new(
+            reason::v311::BAD_USERNAME_OR_PASSWORD,
+            reason::BAD_USERNAME_OR_PASSWORD,
+            "a user name must not contain NUL",
+        ));
+    }
+    if username.is_none_or(str::is_empty) && !listener.anonymous_allowed() {
         return Err(Refusal::new(
             reason::v311::NOT_AUTHORIZED,
             reason::NOT_AUTHORIZED,
@@ -216,24 +231,30 @@ async fn try_admit(
             ))
         }
     }
+    let anonymous_role = match username {
+        None => listener.anonymous_role.clone(),
+        Some(_) => None,
+    };
     let info = ClientInfo {
         client_id: client_id.clone(),
         username,
+        anonymous_role,
         peer: Some(peer),
         protocol: proto,
     };
     let (will, will_delay) = will_of(st, &info, &mut req)?;
-    let (claim, took_over) = st.sessions.claim(&client_id).await;
+    let key = info.session_key();
+    let (claim, took_over) = st.sessions.claim(&key).await;
     if took_over {
         Metrics::inc(&st.metrics.takeovers);
         tracing::info!(client_id, %peer, "session taken over by a new connection");
     }
-    st.sessions.cancel_delayed_will(&client_id);
+    st.sessions.cancel_delayed_will(&key);
     let limits = QueueLimits {
         messages: st.config.max_queued_messages,
         bytes: st.config.max_queued_bytes,
     };
-    let opened = st.sessions.open(&client_id, req.clean_start, || {
+    let opened = st.sessions.open(&key, req.clean_start, || {
         Session::new(
             st.next_session_id(),
             info.clone(),

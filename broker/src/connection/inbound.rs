@@ -12,6 +12,7 @@ use rumqttd::protocol::{Packet, Publish, PublishProperties};
 
 use super::conn::{Close, Conn};
 use crate::endpoint::Touched;
+use crate::hooks::PublishInfo;
 use crate::metrics::Metrics;
 use crate::router::publication::Publication;
 use crate::topic::validate_topic;
@@ -188,7 +189,13 @@ impl Conn {
                 "more QoS 2 publishes in flight than the receive maximum",
             ));
         }
-        if !self.st.may_publish(&self.info, &topic, publish.retain) {
+        let wanted = PublishInfo {
+            topic: &topic,
+            payload: &publish.payload,
+            correlation: props.as_ref().and_then(|p| p.correlation_data.as_deref()),
+            retain: publish.retain,
+        };
+        if !self.st.may_publish(&self.info, &wanted) {
             self.refuse_publish(&topic, qos, pkid);
             return Ok(());
         }

@@ -14,21 +14,22 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::net::TcpStream;
 
+use crate::config::ListenerConfig;
 use crate::state::BrokerState;
 
 /// Serves one accepted socket until it closes.
-/// `anonymous`: whether the listener lets in clients without a user name.
+/// `listener`: the configuration of the listener that accepted it.
 pub(crate) async fn serve(
     st: Arc<BrokerState>,
     stream: TcpStream,
     peer: SocketAddr,
-    anonymous: bool,
+    listener: Arc<ListenerConfig>,
 ) {
     let _task = st.tasks.enter();
     // The handshake and admission run once, at the start: boxed, their state is freed
     // when they finish. The connection's loop is boxed too, so it is stored once (an
     // unboxed future returned from an await would take room twice in this one).
-    if let Some(running) = Box::pin(start(st.clone(), stream, peer, anonymous)).await {
+    if let Some(running) = Box::pin(start(st.clone(), stream, peer, listener)).await {
         running.await;
     }
 }
@@ -38,14 +39,14 @@ async fn start(
     st: Arc<BrokerState>,
     mut stream: TcpStream,
     peer: SocketAddr,
-    anonymous: bool,
+    listener: Arc<ListenerConfig>,
 ) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
     let mut buf = BytesMut::with_capacity(512);
     let connect = tokio::select! {
         c = handshake::read_connect(&st, &mut stream, &mut buf, peer) => c,
         _ = shutdown_signal(&st) => None,
     }?;
-    let admitted = admit::admit(&st, &mut stream, connect, peer, anonymous).await?;
+    let admitted = admit::admit(&st, &mut stream, connect, peer, &listener).await?;
     Some(Box::pin(run::run(st, stream, buf, admitted)))
 }
 

@@ -114,28 +114,30 @@ pub(crate) async fn connect(
     let info = ClientInfo {
         client_id: client_id.to_string(),
         username: options.username.clone(),
+        anonymous_role: None,
         peer: None,
         protocol: Protocol::Local,
     };
     if let Some(will) = &options.will {
         validate_topic(&will.topic, &st.config).map_err(|e| invalid("will topic", e))?;
-        if !st.may_publish(&info, &will.topic, will.retain) {
+        if !st.may_publish_message(&info, will) {
             return Err(BrokerError::NotAuthorized(format!(
                 "will topic {}",
                 will.topic
             )));
         }
     }
-    let (claim, took_over) = st.sessions.claim(client_id).await;
+    let key = info.session_key();
+    let (claim, took_over) = st.sessions.claim(&key).await;
     if took_over {
         Metrics::inc(&st.metrics.takeovers);
     }
-    st.sessions.cancel_delayed_will(client_id);
+    st.sessions.cancel_delayed_will(&key);
     let limits = QueueLimits {
         messages: st.config.max_queued_messages,
         bytes: st.config.max_queued_bytes,
     };
-    let opened = st.sessions.open(client_id, true, || {
+    let opened = st.sessions.open(&key, true, || {
         Session::new(
             st.next_session_id(),
             info.clone(),
@@ -219,7 +221,7 @@ impl LocalClient {
         }
         validate_topic(&message.topic, &sh.st.config).map_err(|e| invalid("topic", e))?;
         Metrics::inc(&sh.st.metrics.publishes_received);
-        if !sh.st.may_publish(&sh.info, &message.topic, message.retain) {
+        if !sh.st.may_publish_message(&sh.info, &message) {
             Metrics::inc(&sh.st.metrics.not_authorized);
             return Err(BrokerError::NotAuthorized(format!(
                 "publish to {}",

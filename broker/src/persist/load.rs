@@ -80,7 +80,7 @@ fn load_sessions(
             Ok(record) => {
                 let session = restore_session(st, record, now);
                 let revision = session.lock().revision();
-                saved.insert(session.client_id.clone(), (session.id, revision));
+                saved.insert(session.key.clone(), (session.id, revision));
                 st.sessions.restore(session);
             }
             Err(e) => {
@@ -97,6 +97,7 @@ fn restore_session(st: &BrokerState, r: StoredSession, now: u64) -> Arc<Session>
     let info = ClientInfo {
         client_id: r.client_id.clone(),
         username: r.username.clone(),
+        anonymous_role: None,
         peer: None,
         protocol: r.protocol,
     };

@@ -109,10 +109,10 @@ pub(crate) struct StoredSession {
 }
 
 impl StoredSession {
-    pub fn of(client_id: &str, state: &State, now_ms: u64) -> StoredSession {
+    pub fn of(state: &State, now_ms: u64) -> StoredSession {
         let (in_flight, queued) = state.waiting();
         StoredSession {
-            client_id: client_id.to_string(),
+            client_id: state.info.client_id.clone(),
             username: state.info.username.clone(),
             protocol: state.info.protocol,
             expiry_secs: state.expiry.as_secs(),

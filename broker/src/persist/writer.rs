@@ -130,11 +130,11 @@ fn sessions_batch(st: &BrokerState, saved: &Saved, now: u64) -> (sled::Batch, Sa
         if !state.persistent {
             continue;
         }
-        let id = &session.client_id;
+        let id = &session.key;
         present.insert(id.clone());
         let version = (session.id, state.revision());
         if saved.get(id) != Some(&version) {
-            batch.insert(id.as_bytes(), encode(&StoredSession::of(id, &state, now)));
+            batch.insert(id.as_bytes(), encode(&StoredSession::of(&state, now)));
             updated.insert(id.clone(), version);
         }
     }

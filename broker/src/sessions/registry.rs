@@ -1,6 +1,6 @@
-//! Which client ids are connected and which sessions exist.
+//! Which session keys are connected and which sessions exist.
 //!
-//! Takeover: a second connection with a client id asks the first one to close (without
+//! Takeover: a second connection with a session key asks the first one to close (without
 //! its will: the client is demonstrably alive), waits until it has cleaned up, and only
 //! then takes the session. Sessions: a clean one ends with its connection; a persistent
 //! one stays (with its subscriptions and offline queue) until its client comes back or
@@ -40,9 +40,9 @@ struct Inner {
 
 impl Inner {
     /// Is this entry of `away` still a session whose client is away?
-    fn is_away(&self, id: u64, client_id: &str) -> bool {
+    fn is_away(&self, id: u64, key: &str) -> bool {
         self.sessions
-            .get(client_id)
+            .get(key)
             .is_some_and(|s| s.id == id && s.lock().offline_since().is_some())
     }
 
@@ -64,10 +64,10 @@ impl Inner {
         kept.reverse();
         self.away = kept.into();
         while self.away.len() > max {
-            let Some((_, client_id)) = self.away.pop_front() else {
+            let Some((_, key)) = self.away.pop_front() else {
                 break;
             };
-            if let Some(s) = self.sessions.remove(&client_id) {
+            if let Some(s) = self.sessions.remove(&key) {
                 evicted.push(s);
             }
         }
@@ -85,15 +85,15 @@ pub(crate) struct Sessions {
 /// Held by a live connection; dropping it tells a waiting successor that this connection
 /// has finished its cleanup.
 pub(crate) struct SessionClaim {
-    pub client_id: String,
+    pub key: String,
     pub generation: u64,
-    /// Fires when a newer connection with the same client id takes this one over.
+    /// Fires when a newer connection with the same session key takes this one over.
     kill: Option<oneshot::Receiver<()>>,
     _done: oneshot::Sender<()>,
 }
 
 impl SessionClaim {
-    /// The takeover signal: resolves when a newer connection with this client id asks this
+    /// The takeover signal: resolves when a newer connection with this session key asks this
     /// one to close. Can be taken once.
     pub fn take_kill(&mut self) -> oneshot::Receiver<()> {
         self.kill.take().unwrap_or_else(|| oneshot::channel().1)
@@ -114,9 +114,9 @@ impl Sessions {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers `client_id` as live, taking over (and waiting for) a previous connection.
+    /// Registers `key` as live, taking over (and waiting for) a previous connection.
     /// Returns the claim and whether a takeover happened.
-    pub async fn claim(&self, client_id: &str) -> (SessionClaim, bool) {
+    pub async fn claim(&self, key: &str) -> (SessionClaim, bool) {
         let (kill_tx, kill_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let (generation, previous) = {
@@ -124,7 +124,7 @@ impl Sessions {
             inner.next_generation += 1;
             let generation = inner.next_generation;
             let previous = inner.live.insert(
-                client_id.to_string(),
+                key.to_string(),
                 Claim {
                     generation,
                     kill: Some(kill_tx),
@@ -141,14 +141,14 @@ impl Sessions {
             if let Some(done) = old.done.take() {
                 if tokio::time::timeout(TAKEOVER_WAIT, done).await.is_err() {
                     tracing::warn!(
-                        client_id,
+                        session = ?key,
                         "previous connection did not close within 5 s; continuing takeover"
                     );
                 }
             }
         }
         let claim = SessionClaim {
-            client_id: client_id.to_string(),
+            key: key.to_string(),
             generation,
             kill: Some(kill_rx),
             _done: done_tx,
@@ -161,30 +161,25 @@ impl Sessions {
         let mut inner = self.lock();
         if inner
             .live
-            .get(&claim.client_id)
+            .get(&claim.key)
             .is_some_and(|e| e.generation == claim.generation)
         {
-            inner.live.remove(&claim.client_id);
+            inner.live.remove(&claim.key);
             shrink(&mut inner.live);
         }
     }
 
-    /// Is some connection with this client id live now?
-    pub fn is_live(&self, client_id: &str) -> bool {
-        self.lock().live.contains_key(client_id)
+    /// Is some connection with this session key live now?
+    pub fn is_live(&self, key: &str) -> bool {
+        self.lock().live.contains_key(key)
     }
 
-    /// The session for a connection that holds the claim on `client_id`: the existing one
+    /// The session for a connection that holds the claim on `key`: the existing one
     /// when it is persistent and the client does not start clean, else `make()`'s.
-    pub fn open(
-        &self,
-        client_id: &str,
-        clean_start: bool,
-        make: impl FnOnce() -> Session,
-    ) -> Opened {
+    pub fn open(&self, key: &str, clean_start: bool, make: impl FnOnce() -> Session) -> Opened {
         let mut inner = self.lock();
         if !clean_start {
-            if let Some(s) = inner.sessions.get(client_id) {
+            if let Some(s) = inner.sessions.get(key) {
                 if s.lock().persistent {
                     return Opened {
                         session: s.clone(),
@@ -195,9 +190,7 @@ impl Sessions {
             }
         }
         let session = Arc::new(make());
-        let replaced = inner
-            .sessions
-            .insert(client_id.to_string(), session.clone());
+        let replaced = inner.sessions.insert(key.to_string(), session.clone());
         Opened {
             session,
             resumed: false,
@@ -219,22 +212,20 @@ impl Sessions {
             return (self.forget(session).into_iter().collect(), 0);
         }
         let mut inner = self.lock();
-        inner
-            .away
-            .push_back((session.id, session.client_id.clone()));
+        inner.away.push_back((session.id, session.key.clone()));
         let evicted = inner.evict_beyond(max_away);
         let n = evicted.len();
         (evicted, n)
     }
 
-    /// Removes `session` if it is still the one registered for its client id.
+    /// Removes `session` if it is still the one registered for its session key.
     pub fn forget(&self, session: &Arc<Session>) -> Option<Arc<Session>> {
         let mut inner = self.lock();
-        let current = inner.sessions.get(&session.client_id)?;
+        let current = inner.sessions.get(&session.key)?;
         if !Arc::ptr_eq(current, session) {
             return None;
         }
-        let removed = inner.sessions.remove(&session.client_id);
+        let removed = inner.sessions.remove(&session.key);
         shrink(&mut inner.sessions);
         removed
     }
@@ -252,7 +243,7 @@ impl Sessions {
                     .offline_since()
                     .is_some_and(|since| now.saturating_duration_since(since) >= state.expiry)
             })
-            .map(|s| s.client_id.clone())
+            .map(|s| s.key.clone())
             .collect();
         let out = past
             .iter()
@@ -276,10 +267,8 @@ impl Sessions {
     /// Adds a session restored from disk (before any client connects).
     pub fn restore(&self, session: Arc<Session>) {
         let mut inner = self.lock();
-        inner
-            .away
-            .push_back((session.id, session.client_id.clone()));
-        inner.sessions.insert(session.client_id.clone(), session);
+        inner.away.push_back((session.id, session.key.clone()));
+        inner.sessions.insert(session.key.clone(), session);
     }
 
     /// Sessions kept (connected or not), and how many of them are persistent.
@@ -294,26 +283,22 @@ impl Sessions {
     }
 
     /// Registers a will waiting for its delay; replaces (and aborts) an older one.
-    pub fn schedule_will(&self, client_id: &str, task: tokio::task::AbortHandle) {
-        if let Some(old) = self
-            .lock()
-            .delayed_wills
-            .insert(client_id.to_string(), task)
-        {
+    pub fn schedule_will(&self, key: &str, task: tokio::task::AbortHandle) {
+        if let Some(old) = self.lock().delayed_wills.insert(key.to_string(), task) {
             old.abort();
         }
     }
 
     /// A client with this id connected again: its delayed will must not fire.
-    pub fn cancel_delayed_will(&self, client_id: &str) {
-        if let Some(task) = self.lock().delayed_wills.remove(client_id) {
+    pub fn cancel_delayed_will(&self, key: &str) {
+        if let Some(task) = self.lock().delayed_wills.remove(key) {
             task.abort();
         }
     }
 
     /// The delayed will fired; forget its handle.
-    pub fn delayed_will_done(&self, client_id: &str) {
-        self.lock().delayed_wills.remove(client_id);
+    pub fn delayed_will_done(&self, key: &str) {
+        self.lock().delayed_wills.remove(key);
     }
 }
 

@@ -24,7 +24,8 @@ pub(crate) struct QueueLimits {
 pub(crate) struct Session {
     /// Unique among the broker's sessions, never reused.
     pub id: u64,
-    pub client_id: String,
+    /// The registry's name for it: `ClientInfo::session_key`.
+    pub key: String,
     state: Mutex<State>,
 }
 
@@ -59,7 +60,7 @@ impl Session {
     ) -> Session {
         Session {
             id,
-            client_id: info.client_id.clone(),
+            key: info.session_key(),
             state: Mutex::new(State {
                 endpoint: None,
                 info,

@@ -40,6 +40,8 @@ pub enum Command {
     /// Manage who may connect with a user name and password (the users files in the data
     /// directory; a running hcore picks up changes at once).
     Users(UsersArgs),
+    /// Write the users and policy in an external broker's formats (mosquitto).
+    Export(ExportArgs),
     /// Print the version.
     Version,
 }
@@ -202,6 +204,26 @@ pub struct UsersArgs {
     pub data_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: UsersCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Config file (its data directory holds the users; its `plugins` get logins).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// The data directory (default: as for `hcore run`).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: ExportCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// mosquitto's `passwd`, `acl` and `mosquitto.conf` in DIR (point mosquitto at the
+    /// conf; run `hcore run --broker` with the same data directory: the kernel and the
+    /// in-process plugins log in with the logins this makes).
+    Mosquitto { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -41,6 +41,7 @@ fn main() {
             cli::Command::Storage(args) => commands::storage(args).await,
             cli::Command::Plugins(args) => commands::plugins(args).await,
             cli::Command::Users(args) => users::users(args).map_err(Failure::from),
+            cli::Command::Export(args) => users::export(args).map_err(Failure::from),
             cli::Command::Version => {
                 println!("hcore {}", env!("CARGO_PKG_VERSION"));
                 Ok(())

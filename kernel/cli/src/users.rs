@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Read};
 
 use hcore_kernel::users::{generate_password, Role, Users};
 
-use crate::cli::{UsersArgs, UsersCommand};
+use crate::cli::{ExportArgs, ExportCommand, UsersArgs, UsersCommand};
 
 pub fn users(args: UsersArgs) -> Result<(), String> {
     let settings = crate::run::settings(args.config.as_deref(), args.data_dir)?;
@@ -42,6 +42,26 @@ pub fn users(args: UsersArgs) -> Result<(), String> {
             }
         }
     }
+    Ok(())
+}
+
+/// `hcore export`: the users and policy for an external broker.
+pub fn export(args: ExportArgs) -> Result<(), String> {
+    let settings = crate::run::settings(args.config.as_deref(), args.data_dir)?;
+    let ExportCommand::Mosquitto { dir } = args.command;
+    let dir = std::path::absolute(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    hcore_kernel::export::mosquitto_files(
+        &settings.kernel.data_dir,
+        &settings.plugins,
+        &settings.kernel.root,
+        &dir,
+    )
+    .map_err(|e| e.to_string())?;
+    println!(
+        "wrote {0}/passwd, {0}/acl and {0}/mosquitto.conf\n\
+         mosquitto reads them as its own user: chgrp mosquitto {0}/*; then mosquitto -c {0}/mosquitto.conf",
+        dir.display()
+    );
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The kernel's view of RPC: who provides which method (`registry`), which calls to
 //! providers are still unanswered (`pending`), and the plugins it has seen. The kernel owns
 //! both; the broker's policy only tells it which client a call was delivered to
-//! (`policy::DeliveryObserver`).
+//! (`policy::CallWatch`), and asks it whether a reply may be published.
 //!
 //! Lock order, where both are needed: registry, then pending.
 
@@ -12,11 +12,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use hcore_client::protocol::{now_ms, ReplyTo};
 
-pub(crate) use pending::Failed;
 use pending::PendingCalls;
+pub(crate) use pending::{Failed, Tracked};
 pub(crate) use registry::{Kind, Registry, StatusChange};
 
-use crate::policy::DeliveryObserver;
+use crate::policy::CallWatch;
 
 pub(crate) struct Calls {
     registry: Mutex<Registry>,
@@ -52,7 +52,7 @@ impl Calls {
         method: &str,
         reply: ReplyTo,
         deadline: Option<u64>,
-    ) -> Option<Failed> {
+    ) -> Tracked {
         let cap = now_ms().saturating_add(self.max_track_ms);
         let until = deadline.map_or(cap, |d| d.min(cap));
         self.pending()
@@ -88,13 +88,31 @@ impl Calls {
     }
 }
 
-impl DeliveryObserver for Calls {
-    fn call_delivered(&self, caller: &str, method: &str, provider: &str, key: String) {
-        // Observers (`#` subscribers) see calls too; only a registered provider takes one.
+impl CallWatch for Calls {
+    fn call_delivered(
+        &self,
+        caller: &str,
+        method: &str,
+        provider: &str,
+        connection: &str,
+        key: String,
+    ) {
+        // Administrators (`#` subscribers) see calls too; only a registered provider
+        // takes one.
         let registry = self.registry();
         if registry.provides(method, provider) {
-            self.pending().assign((caller.to_string(), key), provider);
+            self.pending()
+                .assign((caller.to_string(), key), provider, connection);
         }
+    }
+
+    fn may_reply(&self, caller: &str, key: String, connection: &str) -> bool {
+        self.pending()
+            .may_reply(&(caller.to_string(), key), connection)
+    }
+
+    fn provides(&self, method: &str, provider: &str) -> bool {
+        self.registry().provides(method, provider)
     }
 }
 

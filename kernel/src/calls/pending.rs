@@ -9,9 +9,13 @@
 //! either order, and the provider can die in between: a delivery to a provider that is
 //! already gone is remembered, so the call fails as soon as the kernel sees it.
 //!
-//! Bounded: at most `max_per_caller` calls per caller are tracked (the rest are still
-//! delivered, only not watched), ids longer than `MAX_KEY_LEN` are not tracked, and every
-//! entry ends at its deadline or after `ORPHAN_TTL`.
+//! It also remembers which connections each call was delivered to: only they may publish
+//! its reply (`may_reply`), so nobody else can answer a call they merely watched.
+//!
+//! Bounded: at most `max_per_caller` calls per caller are tracked (the kernel answers the
+//! rest `quota_exceeded` at once, since their replies could not be checked), ids longer
+//! than `MAX_KEY_LEN` are not tracked, and every entry ends at its deadline or after
+//! `ORPHAN_TTL`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -30,6 +34,8 @@ struct CallInfo {
 struct Entry {
     call: Option<CallInfo>,
     provider: Option<String>,
+    /// The connections (session keys) it was delivered to, at most `MAX_TAKERS`.
+    takers: Vec<String>,
     /// The provider died after taking the call.
     provider_gone: bool,
     since: Instant,
@@ -44,6 +50,20 @@ pub(crate) struct Failed {
     pub method: String,
     pub reply: ReplyTo,
 }
+
+/// How the kernel watches a call it has seen.
+#[derive(Debug)]
+pub(crate) enum Tracked {
+    Watching,
+    /// Its provider is already gone.
+    Failed(Failed),
+    /// Over the bounds: not watched, and no reply to it will be let through.
+    NoRoom,
+}
+
+/// Most connections one call is remembered as delivered to (non-shared subscribers of
+/// the same identity each get it).
+const MAX_TAKERS: usize = 4;
 
 /// Sightings without the other half are forgotten after this long.
 const ORPHAN_TTL: Duration = Duration::from_secs(60);
@@ -82,6 +102,7 @@ impl PendingCalls {
         Some(self.calls.entry(key).or_insert_with(|| Entry {
             call: None,
             provider: None,
+            takers: Vec::new(),
             provider_gone: false,
             since: Instant::now(),
         }))
@@ -100,15 +121,11 @@ impl PendingCalls {
 
     /// The kernel saw a call to a plugin-provided method. Returns it as failed at once if
     /// the provider it was delivered to has already died.
-    pub fn track(
-        &mut self,
-        key: CallKey,
-        method: &str,
-        reply: ReplyTo,
-        until: u64,
-    ) -> Option<Failed> {
+    pub fn track(&mut self, key: CallKey, method: &str, reply: ReplyTo, until: u64) -> Tracked {
         let gone = {
-            let entry = self.entry(key.clone())?;
+            let Some(entry) = self.entry(key.clone()) else {
+                return Tracked::NoRoom;
+            };
             entry.call = Some(CallInfo {
                 method: method.to_string(),
                 reply: reply.clone(),
@@ -117,20 +134,36 @@ impl PendingCalls {
             entry.provider_gone
         };
         if !gone {
-            return None;
+            return Tracked::Watching;
         }
         self.remove(&key);
-        Some(Failed {
+        Tracked::Failed(Failed {
             method: method.to_string(),
             reply,
         })
     }
 
-    /// The broker delivered the call to `provider`.
-    pub fn assign(&mut self, key: CallKey, provider: &str) {
+    /// The broker delivered the call to `provider`, on its connection `connection`.
+    pub fn assign(&mut self, key: CallKey, provider: &str, connection: &str) {
         if let Some(entry) = self.entry(key) {
             entry.provider = Some(provider.to_string());
+            if entry.takers.len() < MAX_TAKERS && !entry.takers.iter().any(|t| t == connection) {
+                entry.takers.push(connection.to_string());
+            }
         }
+    }
+
+    /// May `connection` answer this call: was it delivered there? A reply without an id
+    /// or correlation data (a v3.1.1 provider answering a call whose key was only in MQTT
+    /// 5 properties) may answer any call of that caller delivered there.
+    pub fn may_reply(&self, key: &CallKey, connection: &str) -> bool {
+        let took = |e: &Entry| e.takers.iter().any(|t| t == connection);
+        if !key.1.is_empty() {
+            return self.calls.get(key).is_some_and(took);
+        }
+        self.calls
+            .iter()
+            .any(|((caller, _), e)| *caller == key.0 && took(e))
     }
 
     /// A reply was published.
@@ -221,10 +254,16 @@ mod tests {
     #[test]
     fn only_the_dead_providers_calls_fail() {
         let mut p = PendingCalls::new(100);
-        p.assign(key("1"), "a");
-        assert!(p.track(key("1"), "svc.m", reply("r1"), u64::MAX).is_none());
-        assert!(p.track(key("2"), "svc.m", reply("r2"), u64::MAX).is_none());
-        p.assign(key("2"), "b");
+        p.assign(key("1"), "a", "a-conn");
+        let watching = |t| matches!(t, Tracked::Watching);
+        assert!(watching(p.track(key("1"), "svc.m", reply("r1"), u64::MAX)));
+        assert!(watching(p.track(key("2"), "svc.m", reply("r2"), u64::MAX)));
+        p.assign(key("2"), "b", "b-conn");
+        assert!(p.may_reply(&key("2"), "b-conn") && !p.may_reply(&key("2"), "a-conn"));
+        assert!(
+            !p.may_reply(&key("3"), "b-conn"),
+            "an unknown call has no taker"
+        );
         let failed = p.provider_gone("a", |_| true);
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].reply.topic, "r1");
@@ -243,9 +282,11 @@ mod tests {
     #[test]
     fn a_call_seen_after_its_provider_died_fails_at_once() {
         let mut p = PendingCalls::new(100);
-        p.assign(key("1"), "a");
+        p.assign(key("1"), "a", "a-conn");
         assert!(p.provider_gone("a", |_| true).is_empty());
-        let failed = p.track(key("1"), "svc.m", reply("r"), u64::MAX).unwrap();
+        let Tracked::Failed(failed) = p.track(key("1"), "svc.m", reply("r"), u64::MAX) else {
+            panic!("the call must fail at once");
+        };
         assert_eq!(failed.reply.topic, "r");
         assert_eq!(p.len(), 0);
     }
@@ -264,6 +305,11 @@ mod tests {
         );
         assert_eq!(p.len(), 2);
         assert_eq!(p.untracked, 4);
+        assert!(matches!(
+            p.track(key("7"), "svc.m", reply("r"), u64::MAX),
+            Tracked::NoRoom
+        ));
+        assert_eq!(p.untracked, 5);
         p.answered(&key("0"));
         p.track(key("9"), "svc.m", reply("r"), u64::MAX);
         assert_eq!(p.len(), 2);

@@ -24,12 +24,16 @@ use crate::calls::Calls;
 use crate::manager::PluginManager;
 use crate::out::KernelLink;
 use crate::persist::{Job, Persist, Refusal};
+use crate::policy::KernelPolicy;
 use crate::replier::Replier;
 use crate::state::StateStore;
 use crate::storage::Storage;
+use crate::users::Resolved;
 
 /// What the services work with.
 pub(crate) struct Services {
+    /// The embedded broker's policy (`None` with an external broker, whose ACL decides).
+    pub policy: Option<Arc<KernelPolicy>>,
     pub state: Arc<StateStore>,
     pub storage: Arc<Storage>,
     pub persist: Persist,
@@ -50,6 +54,8 @@ pub(crate) struct CallCtx {
     pub caller: String,
     /// The caller's role as stamped by the broker (`None` on an external broker).
     pub role: Option<String>,
+    /// What the caller may provide and write; `None`: unrestricted.
+    pub grants: Option<Arc<Resolved>>,
     pub reply: ReplyTo,
     /// The request id: the parent of whatever the call causes.
     pub request_id: Option<String>,

@@ -3,6 +3,7 @@
 use hcore_client::protocol::commands::{
     Registered, RegistryList, RegistryRegister, RegistryUnregister, Unregistered,
 };
+use hcore_client::protocol::{ErrorCode, RpcError};
 use serde_json::Value;
 
 use super::{answer, run, unknown, CallCtx, Outcome, Services};
@@ -10,6 +11,14 @@ use super::{answer, run, unknown, CallCtx, Outcome, Services};
 pub(super) fn handle(sv: &Services, ctx: CallCtx, method: &str, params: Value) -> Outcome {
     match method {
         "register" => run::<RegistryRegister>(params, |c| {
+            if let Some(g) = &ctx.grants {
+                if let Some(m) = c.methods.iter().find(|m| !g.may_provide(m.as_str())) {
+                    return Err(RpcError::new(
+                        ErrorCode::Forbidden,
+                        format!("{} may not provide {m} (policy: provide)", ctx.caller),
+                    ));
+                }
+            }
             sv.calls.registry().register(&ctx.caller, &c.methods)?;
             answer::<RegistryRegister>(Registered {
                 registered: c.methods,

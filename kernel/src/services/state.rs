@@ -2,6 +2,7 @@
 //! same key); writes are persistence jobs, and the writer assigns versions and answers.
 
 use hcore_client::protocol::commands::{StateDelete, StateExists, StateGet, StateList, StateSet};
+use hcore_client::protocol::{ErrorCode, RpcError};
 use serde_json::Value;
 
 use super::{run, unknown, CallCtx, Outcome, Services};
@@ -49,6 +50,19 @@ fn read(sv: &Services, ctx: CallCtx, read: StateRead) -> Outcome {
 }
 
 fn write_state(sv: &Services, ctx: CallCtx, key: String, write: StateWrite) -> Outcome {
+    if ctx
+        .grants
+        .as_ref()
+        .is_some_and(|g| !g.may_write_state(&key))
+    {
+        return Outcome::Reply(Err(RpcError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "{} may not write state key {key} (policy: state)",
+                ctx.caller
+            ),
+        )));
+    }
     sv.persist(Job::State {
         key,
         write,

@@ -6,19 +6,27 @@
 //! without one is a `plugin`). `hcore users` edits them; a running kernel reads them again
 //! when they change, so a new user or password works without a restart.
 //!
+//! A third file, `policy.toml` (`grants.rs`), says what each identity may do within its
+//! role; it is re-read when it changes too, and a broken one is refused with the reason
+//! while the last good one stays in force.
+//!
 //! A password checked once is remembered (as a salted SHA-256, not the password), so a
 //! client that reconnects does not pay the slow hash again; the memory is cleared when
 //! the files change.
 
+mod grants;
+mod logins;
 mod passwd;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+pub use grants::{Grants, PolicyFile, Resolved, DEVICE_TOPICS};
+pub use logins::Logins;
 pub(crate) use passwd::Hash;
 
 use crate::KernelError;
@@ -86,11 +94,32 @@ struct Loaded {
     verified: HashMap<String, [u8; 32]>,
 }
 
+/// The policy file as last read, and the grants resolved from it.
+#[derive(Default)]
+struct Policy {
+    stamp: Option<Option<Stamp>>,
+    file: PolicyFile,
+    /// identity -> (role, grants); cleared when the file changes. Bounded by
+    /// `MAX_RESOLVED` identities (cleared when full).
+    resolved: HashMap<String, ByRole>,
+}
+
+/// One identity's resolved grants, per role it was seen with.
+type ByRole = Vec<(Option<Role>, Arc<Resolved>)>;
+
+/// Most grants kept resolved at once.
+const MAX_RESOLVED: usize = 4096;
+
+/// Names no user may have: they belong to the kernel.
+const RESERVED_NAMES: &[&str] = &["kernel"];
+
 /// The users store of one data directory.
 pub struct Users {
     passwd: PathBuf,
     roles: PathBuf,
+    policy_path: PathBuf,
     loaded: Mutex<Loaded>,
+    policy: Mutex<Policy>,
 }
 
 /// Modification time, size and (on Unix) inode: file times are only as fine as the
@@ -120,8 +149,87 @@ impl Users {
         Users {
             passwd: dir.join("passwd"),
             roles: dir.join("roles"),
+            policy_path: dir.join("policy.toml"),
             loaded: Mutex::new(Loaded::default()),
+            policy: Mutex::new(Policy::default()),
         }
+    }
+
+    /// Where the policy file is.
+    pub fn policy_path(&self) -> &Path {
+        &self.policy_path
+    }
+
+    /// Reads the policy file; an error says what is wrong with it (for `hcore run`, which
+    /// refuses to start with a broken policy).
+    pub fn check_policy(&self) -> Result<(), KernelError> {
+        let text = match std::fs::read_to_string(&self.policy_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.policy_error(format!("cannot read it: {e}"))),
+        };
+        PolicyFile::parse(&text)
+            .map(|_| ())
+            .map_err(|e| self.policy_error(e))
+    }
+
+    fn policy_error(&self, message: String) -> KernelError {
+        KernelError::Users {
+            path: self.policy_path.clone(),
+            message,
+        }
+    }
+
+    /// Reads the files again if they changed: users, roles and policy. The kernel calls
+    /// it once a second, so changes reach connected clients too.
+    pub fn refresh(&self) {
+        if let Err(e) = self.current() {
+            tracing::debug!(error = %e, "users cannot be read");
+        }
+        let mut policy = self.policy.lock().unwrap_or_else(|e| e.into_inner());
+        let now = stamp(&self.policy_path);
+        if policy.stamp == Some(now) {
+            return;
+        }
+        policy.stamp = Some(now);
+        let text = match std::fs::read_to_string(&self.policy_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                tracing::error!(path = %self.policy_path.display(), "policy not read, the previous one stays: {e}");
+                return;
+            }
+        };
+        match PolicyFile::parse(&text) {
+            Ok(file) => {
+                if policy.file != file {
+                    tracing::info!(path = %self.policy_path.display(), "policy loaded");
+                }
+                policy.file = file;
+                policy.resolved.clear();
+            }
+            Err(e) => tracing::error!(
+                path = %self.policy_path.display(),
+                "policy refused, the previous one stays: {e}"
+            ),
+        }
+    }
+
+    /// What `identity` with `role` may do (`None`: an anonymous network client), from the
+    /// files as last read: cheap enough for every message.
+    pub fn grants(&self, identity: &str, role: Option<Role>) -> Arc<Resolved> {
+        let mut policy = self.policy.lock().unwrap_or_else(|e| e.into_inner());
+        let known = policy.resolved.get(identity);
+        if let Some((_, g)) = known.and_then(|k| k.iter().find(|(r, _)| *r == role)) {
+            return g.clone();
+        }
+        let g = Arc::new(policy.file.resolve(identity, role));
+        if policy.resolved.len() >= MAX_RESOLVED {
+            policy.resolved.clear();
+        }
+        let entry = policy.resolved.entry(identity.to_string()).or_default();
+        entry.push((role, g.clone()));
+        g
     }
 
     fn error(&self, message: impl Into<String>) -> KernelError {
@@ -237,6 +345,26 @@ impl Users {
         loaded.entries.get(name).map(|e| e.role)
     }
 
+    /// Every user with its password hash (in mosquitto's format) and role, by name.
+    pub fn hashes(&self) -> Result<Vec<(String, String, Role)>, KernelError> {
+        Ok(self
+            .current()?
+            .entries
+            .iter()
+            .map(|(n, e)| (n.clone(), e.hash.to_string(), e.role))
+            .collect())
+    }
+
+    /// The policy file as last read (`refresh` reads it again if it changed).
+    pub fn policy(&self) -> PolicyFile {
+        self.refresh();
+        self.policy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .file
+            .clone()
+    }
+
     /// Every user and role, by name.
     pub fn list(&self) -> Result<Vec<(String, Role)>, KernelError> {
         Ok(self
@@ -250,6 +378,9 @@ impl Users {
     /// Adds a user; refused if the name is taken or not a valid client id.
     pub fn add(&self, name: &str, password: &str, role: Role) -> Result<(), KernelError> {
         hcore_client::protocol::validate_id(name).map_err(|e| self.error(e.to_string()))?;
+        if RESERVED_NAMES.contains(&name) {
+            return Err(self.error(format!("{name} is reserved for the kernel")));
+        }
         if password.is_empty() {
             return Err(self.error("an empty password"));
         }

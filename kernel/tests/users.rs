@@ -2,34 +2,19 @@
 //! otherwise), anonymous clients are let in on loopback listeners only, a user's role
 //! decides what it may do, and users added while hcore runs can connect at once.
 
-use hcore_broker::ListenerConfig;
 use hcore_client::{Client, ClientOptions, ErrorCode};
 use hcore_kernel::users::{Role, Users};
 use hcore_tests::broker::{connect_login, connect_packet, Wire};
 use hcore_tests::hub::*;
-use hcore_tests::TempDir;
 use serde_json::json;
 
-/// hcore with a loopback listener and one on every address (the LAN one); returns the
-/// harness and the LAN listener's port reached over loopback.
 async fn with_lan_listener() -> (Harness, std::net::SocketAddr) {
-    let dir = TempDir::new();
-    let mut s = settings(&dir);
-    s.broker.listeners = vec![
-        ListenerConfig::new("local", "127.0.0.1:0".parse().unwrap()),
-        ListenerConfig::new("lan", "0.0.0.0:0".parse().unwrap()),
-    ];
-    let h = start_settings(dir, &s, vec![]).await;
-    let lan = h.hub_addrs()[1];
-    (h, std::net::SocketAddr::from(([127, 0, 0, 1], lan.port())))
+    start_with_lan().await
 }
 
 /// A client logged in as `name` (its client id too) over the LAN listener.
 async fn login(lan: std::net::SocketAddr, name: &str, password: &str) -> Client {
-    let url = format!("mqtt://{name}:{password}@{lan}");
-    Client::connect(&url, ClientOptions::new(name).quiet())
-        .await
-        .unwrap()
+    login_as(lan, name, password, name).await
 }
 
 async fn connack(to: std::net::SocketAddr, packet: &[u8]) -> u8 {

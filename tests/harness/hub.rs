@@ -51,6 +51,36 @@ pub async fn start_anonymous_as(role: &str) -> Harness {
     start_settings(dir, &settings, Vec::new()).await
 }
 
+/// hcore with a loopback listener and one on every address (the LAN one, where
+/// anonymous clients are refused); returns the harness and the LAN listener's port
+/// reached over loopback (`login` there is held to the user's role).
+pub async fn start_with_lan() -> (Harness, SocketAddr) {
+    let dir = TempDir::new();
+    let mut s = settings(&dir);
+    s.broker.listeners = vec![
+        hcore_broker::ListenerConfig::new("local", "127.0.0.1:0".parse().unwrap()),
+        hcore_broker::ListenerConfig::new("lan", "0.0.0.0:0".parse().unwrap()),
+    ];
+    let h = start_settings(dir, &s, vec![]).await;
+    let lan = h.hub_addrs()[1];
+    (h, SocketAddr::from(([127, 0, 0, 1], lan.port())))
+}
+
+/// An SDK client logged in as `user` (password `password`) with client id `client_id`.
+pub async fn login_as(addr: SocketAddr, user: &str, password: &str, client_id: &str) -> Client {
+    let url = format!("mqtt://{user}:{password}@{addr}");
+    Client::connect(&url, ClientOptions::new(client_id).quiet())
+        .await
+        .unwrap()
+}
+
+/// A raw MQTT 5 client logged in as `user` (password `pw`) with client id `client_id`.
+pub async fn raw_login(addr: SocketAddr, user: &str, client_id: &str) -> V5 {
+    let mut o = v5_options(addr, client_id);
+    o.set_credentials(user, "pw");
+    v5_with(o).await.unwrap()
+}
+
 /// A hub on a data directory whose `policy.toml` is `policy`.
 pub async fn start_with_policy(policy: &str) -> Harness {
     let dir = TempDir::new();

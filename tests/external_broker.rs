@@ -16,20 +16,6 @@ struct Mosquitto {
     port: u16,
 }
 
-/// Adds a user with password "pw" through `hcore users add`.
-fn add_user(data: &std::path::Path, name: &str, role: &str) {
-    use std::io::Write;
-    let mut c = std::process::Command::new(hcore_bin())
-        .args(["users", "add", name, "--role", role, "--data-dir"])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(b"pw\n").unwrap();
-    assert!(c.wait().unwrap().success(), "hcore users add {name}");
-}
-
 /// mosquitto on a free port with the files `hcore export mosquitto` wrote for `data`
 /// (and `config`, whose in-process plugins get logins).
 async fn mosquitto(
@@ -103,7 +89,7 @@ async fn core_scenarios_on_mosquitto() {
         ("watcher", "observer"),
         ("plug", "device"),
     ] {
-        add_user(&data, user, role);
+        add_user(&data, user, role, "pw");
     }
     // alice may also command the `ext/...` state keys.
     std::fs::write(

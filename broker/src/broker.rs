@@ -23,7 +23,7 @@ pub struct Broker {
     addrs: Vec<SocketAddr>,
     shutdown: watch::Sender<bool>,
     /// Bound listeners not yet accepting (see `bind`).
-    idle: Vec<(tokio::net::TcpListener, crate::config::ListenerConfig)>,
+    idle: Vec<(tokio::net::TcpListener, Arc<crate::connection::Entry>)>,
     open: Arc<OpenConnections>,
     per_address: Arc<AddressLimits>,
     accept_tasks: Vec<JoinHandle<()>>,
@@ -67,7 +67,7 @@ impl Broker {
                 source,
             })?;
             addrs.push(addr);
-            idle.push((listener, l.clone()));
+            idle.push((listener, Arc::new(crate::connection::Entry::new(l)?)));
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let per_address = AddressLimits::new(
@@ -103,11 +103,13 @@ impl Broker {
 
     /// Starts accepting connections on every bound listener.
     pub fn accept(&mut self) {
-        for ((listener, lc), addr) in self.idle.drain(..).zip(&self.addrs) {
+        for ((listener, entry), addr) in self.idle.drain(..).zip(&self.addrs) {
+            let lc = &entry.config;
             tracing::info!(
                 listener = %lc.name,
                 %addr,
                 anonymous = lc.anonymous_allowed(),
+                tls = entry.tls.is_some(),
                 "MQTT 3.1.1 + 5 listener ready"
             );
             if lc.anonymous_allowed() && !lc.bind.ip().is_loopback() {
@@ -120,7 +122,7 @@ impl Broker {
             self.accept_tasks.push(tokio::spawn(listener::accept_loop(
                 self.handle.st.clone(),
                 listener,
-                lc,
+                entry.clone(),
                 self.open.clone(),
                 self.per_address.clone(),
             )));

@@ -32,6 +32,26 @@ pub struct ListenerConfig {
     /// it is handed to the hooks (`ClientInfo::anonymous_role`).
     #[serde(default)]
     pub anonymous_role: Option<String>,
+    /// Serve MQTT over TLS here (MQTT's port for it is 8883).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS on a listener (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain, its own certificate first.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    /// CA certificates whose client certificates are accepted: a client that presents
+    /// one logs in as the certificate's common name (CN), without a password.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// Refuse clients that present no certificate from `client_ca`.
+    #[serde(default)]
+    pub require_client_cert: bool,
 }
 
 impl ListenerConfig {
@@ -43,6 +63,7 @@ impl ListenerConfig {
             max_connections: None,
             allow_anonymous: None,
             anonymous_role: None,
+            tls: None,
         }
     }
 

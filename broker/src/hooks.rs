@@ -15,6 +15,9 @@ pub struct ConnectInfo<'a> {
     pub client_id: &'a str,
     pub username: Option<&'a str>,
     pub password: Option<&'a str>,
+    /// The user name is the CN of a client certificate the TLS listener verified: there
+    /// is no password to check.
+    pub certificate: bool,
     pub peer: Option<SocketAddr>,
     pub protocol: Protocol,
 }

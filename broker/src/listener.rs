@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::ListenerConfig;
-use crate::connection;
+use crate::connection::{self, Entry};
 use crate::limits::{AddressLimits, Refusal};
 use crate::metrics::Metrics;
 use crate::state::BrokerState;
@@ -45,12 +45,12 @@ pub(crate) async fn bind(config: &ListenerConfig) -> Result<TcpListener, crate::
 pub(crate) async fn accept_loop(
     st: Arc<BrokerState>,
     listener: TcpListener,
-    config: ListenerConfig,
+    entry: Arc<Entry>,
     open: Arc<OpenConnections>,
     per_address: Arc<AddressLimits>,
 ) {
     let local: Option<SocketAddr> = listener.local_addr().ok();
-    let entry = Arc::new(config.clone());
+    let config = &entry.config;
     let mine = Arc::new(AtomicUsize::new(0));
     let mut shutdown = st.shutdown.clone();
     loop {

@@ -24,6 +24,8 @@ pub enum Connection {
         password: Option<String>,
         /// name -> password (`users::Logins`).
         logins: BTreeMap<String, String>,
+        /// The CA to trust for an `mqtts://` URL.
+        ca: Option<std::path::PathBuf>,
     },
 }
 
@@ -39,8 +41,10 @@ impl Connection {
                 username,
                 password,
                 logins,
+                ca,
             } => {
                 let mut options = options;
+                options.tls.ca = ca.clone();
                 let own = logins.get(&options.id);
                 if options.id == KERNEL_ID && username.is_some() {
                     options.username = username.clone();

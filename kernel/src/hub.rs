@@ -34,6 +34,7 @@ impl Hub {
                 username: settings.broker_username.clone(),
                 password: settings.broker_password.clone(),
                 logins,
+                ca: settings.broker_ca.clone(),
             };
             let kernel = Kernel::start(settings.kernel.clone(), connection, plugins).await?;
             return Ok(Hub {

@@ -17,6 +17,9 @@ pub struct Settings {
     pub broker_url: Option<String>,
     pub broker_username: Option<String>,
     pub broker_password: Option<String>,
+    /// CA certificate that signs an `mqtts://` external broker's certificate (default:
+    /// the system's CAs).
+    pub broker_ca: Option<PathBuf>,
     pub broker: BrokerConfig,
     pub kernel: KernelConfig,
 }

@@ -20,7 +20,9 @@ use crate::handlers::Handlers;
 use crate::pending::Pending;
 use crate::protocol::{Manifest, PluginStatus, Topics, DEFAULT_ROOT, DEFAULT_TIMEOUT_MS};
 use crate::routes::{InlineHandler, Routes};
-use crate::transport::{Event, LateSink, Link, Liveness, Message, Outgoing, TcpOptions};
+use crate::transport::{
+    Event, LateSink, Link, Liveness, Message, Outgoing, TcpOptions, TlsOptions,
+};
 
 /// How a client announces itself on the bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,8 @@ pub struct ClientOptions {
     /// Credentials for a broker that requires them.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// TLS files for an `mqtts://` broker (CA, client certificate).
+    pub tls: TlsOptions,
     /// Messages one `Subscription` holds before new ones are dropped (counted).
     pub subscription_queue: usize,
     pub on_connect: Option<OnConnect>,
@@ -85,6 +89,7 @@ impl ClientOptions {
             timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
             username: None,
             password: None,
+            tls: TlsOptions::default(),
             subscription_queue: 10_000,
             on_connect: None,
             inline: Vec::new(),
@@ -156,6 +161,17 @@ impl Client {
         if options.username.is_some() {
             tcp.username = options.username.clone();
             tcp.password = options.password.clone();
+        }
+        if let Some(tls) = &mut tcp.tls {
+            // Files in the options win over those in the URL.
+            let o = options.tls.clone();
+            tls.ca = o.ca.or(tls.ca.take());
+            tls.cert = o.cert.or(tls.cert.take());
+            tls.key = o.key.or(tls.key.take());
+            // A client certificate logs in as its CN: the id, unless a user name says.
+            if tls.cert.is_some() && tcp.username.is_none() {
+                tcp.username = Some(options.id.clone());
+            }
         }
         let identity = tcp.username.clone().unwrap_or_else(|| options.id.clone());
         crate::protocol::validate_id(&identity)?;

@@ -14,16 +14,21 @@ use crate::WAIT;
 
 /// The `hcore` binary built with the tests.
 pub fn hcore_bin() -> PathBuf {
+    workspace_bin("hcore")
+}
+
+/// A binary of the workspace (`hcore`, the examples' `remote`) built with the tests.
+pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/hcore
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
     let bin = exe
         .parent()
         .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("hcore"))
+        .map(|dir| dir.join(name))
         .expect("target directory");
     assert!(
         bin.exists(),
-        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build -p hcore` first)",
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build --workspace --bins` first)",
         bin.display()
     );
     bin
@@ -96,6 +101,22 @@ pub async fn spawn_with(mut c: Command) -> (Child, String) {
         }
     }
     (child, url)
+}
+
+/// Adds a user through `hcore users add` (the password on stdin).
+pub fn add_user(data: &std::path::Path, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut c = std::process::Command::new(hcore_bin())
+        .args(["users", "add", name, "--role", role, "--data-dir"])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    drop(stdin);
+    assert!(c.wait().unwrap().success(), "hcore users add {name}");
 }
 
 /// SIGKILL: no cleanup of any kind.

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use super::handshake::ConnectRequest;
 use crate::config::ListenerConfig;
@@ -17,6 +16,7 @@ use crate::metrics::Metrics;
 use crate::sessions::{Opened, QueueLimits, Session, SessionClaim};
 use crate::state::BrokerState;
 use crate::topic::validate_topic;
+use crate::transport::Stream;
 use crate::types::{Message, Protocol};
 use crate::wire::encode::{self, reason, ConnAckProps};
 
@@ -57,13 +57,14 @@ impl Refusal {
 /// Admits the connection or refuses it (CONNACK sent, `None` returned).
 pub(crate) async fn admit(
     st: &BrokerState,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     req: ConnectRequest,
     peer: SocketAddr,
     listener: &ListenerConfig,
+    certified: Option<String>,
 ) -> Option<Admitted> {
     let proto = req.proto;
-    match try_admit(st, req, peer, listener).await {
+    match try_admit(st, req, peer, listener, certified).await {
         Ok(admitted) => Some(admitted),
         Err(refusal) => {
             Metrics::inc(&st.metrics.connections_refused);
@@ -127,22 +128,74 @@ fn will_of(
     Ok((Some(message), delay))
 }
 
+/// Who a CONNECT says it is.
+struct Login {
+    username: Option<String>,
+    password: Option<String>,
+    /// The user name is a verified client certificate's CN.
+    certificate: bool,
+}
+
+/// The user name and password of a CONNECT; a verified client certificate's CN is the
+/// user name (a different user name in the CONNECT is refused).
+fn login_of(
+    req: &ConnectRequest,
+    listener: &ListenerConfig,
+    certified: Option<String>,
+) -> Result<Login, Refusal> {
+    let bad = |why: &'static str| {
+        Refusal::new(
+            reason::v311::BAD_USERNAME_OR_PASSWORD,
+            reason::BAD_USERNAME_OR_PASSWORD,
+            why,
+        )
+    };
+    let username = req.login.as_ref().map(|l| l.username.as_str());
+    let username = username.filter(|u| !u.is_empty());
+    if username.is_some_and(|u| u.contains('\0')) {
+        return Err(bad("a user name must not contain NUL"));
+    }
+    let password = req.login.as_ref().map(|l| l.password.clone());
+    if let Some(cn) = certified {
+        if username.is_some_and(|u| u != cn) {
+            return Err(bad("the user name is not the client certificate's CN"));
+        }
+        return Ok(Login {
+            username: Some(cn),
+            password: None,
+            certificate: true,
+        });
+    }
+    if username.is_none() && !listener.anonymous_allowed() {
+        return Err(Refusal::new(
+            reason::v311::NOT_AUTHORIZED,
+            reason::NOT_AUTHORIZED,
+            "a user name and password are required on this listener (allow_anonymous)",
+        ));
+    }
+    Ok(Login {
+        username: username.map(str::to_string),
+        password,
+        certificate: false,
+    })
+}
+
 /// The authentication hook. With a password to check (deliberately slow: a KDF) it runs
 /// on the blocking pool, so it never holds up the connections this worker thread serves.
 async fn authenticate(
     st: &BrokerState,
     client_id: &str,
-    username: Option<String>,
-    password: Option<String>,
+    login: Login,
     peer: SocketAddr,
     protocol: Protocol,
 ) -> Result<(), ConnectRefusal> {
-    let slow = username.is_some();
+    let slow = login.username.is_some() && !login.certificate;
     let check = move |hooks: &dyn crate::hooks::Hooks, client_id: &str| {
         hooks.authenticate(&ConnectInfo {
             client_id,
-            username: username.as_deref(),
-            password: password.as_deref(),
+            username: login.username.as_deref(),
+            password: login.password.as_deref(),
+            certificate: login.certificate,
             peer: Some(peer),
             protocol,
         })
@@ -162,6 +215,7 @@ async fn try_admit(
     mut req: ConnectRequest,
     peer: SocketAddr,
     listener: &ListenerConfig,
+    certified: Option<String>,
 ) -> Result<Admitted, Refusal> {
     let proto = req.proto;
     let props = req.properties.take();
@@ -196,24 +250,9 @@ async fn try_admit(
             "a client id must not contain NUL",
         ));
     }
-    let username = req.login.as_ref().map(|l| l.username.as_str());
-    if username.is_some_and(|u| u.contains('\0')) {
-        return Err(Refusal::new(
-            reason::v311::BAD_USERNAME_OR_PASSWORD,
-            reason::BAD_USERNAME_OR_PASSWORD,
-            "a user name must not contain NUL",
-        ));
-    }
-    if username.is_none_or(str::is_empty) && !listener.anonymous_allowed() {
-        return Err(Refusal::new(
-            reason::v311::NOT_AUTHORIZED,
-            reason::NOT_AUTHORIZED,
-            "a user name and password are required on this listener (allow_anonymous)",
-        ));
-    }
-    let username = username.filter(|u| !u.is_empty()).map(str::to_string);
-    let password = req.login.as_ref().map(|l| l.password.clone());
-    let verdict = authenticate(st, &client_id, username.clone(), password, peer, proto).await;
+    let login = login_of(&req, listener, certified)?;
+    let username = login.username.clone();
+    let verdict = authenticate(st, &client_id, login, peer, proto).await;
     match verdict {
         Ok(()) => {}
         Err(ConnectRefusal::BadCredentials) => {

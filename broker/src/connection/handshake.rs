@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::transport::Stream;
 use bytes::BytesMut;
 use rumqttd::protocol::{ConnectProperties, LastWill, LastWillProperties, Login, Packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::metrics::Metrics;
 use crate::state::BrokerState;
@@ -32,7 +32,7 @@ pub(crate) struct ConnectRequest {
 /// allows one, and `None` is returned: the caller just drops the socket.
 pub(crate) async fn read_connect(
     st: &BrokerState,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     peer: SocketAddr,
 ) -> Option<ConnectRequest> {

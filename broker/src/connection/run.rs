@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -23,6 +22,7 @@ use crate::endpoint::outbox::{Limits, Outbox};
 use crate::endpoint::{Endpoint, Outlet, Touched};
 use crate::metrics::Metrics;
 use crate::state::BrokerState;
+use crate::transport::{Reader, Stream};
 use crate::wire::encode::{self, reason, ConnAckProps};
 
 /// Longest a publisher waits, per socket read, for congested subscribers to catch up.
@@ -31,7 +31,7 @@ const PACE: Duration = Duration::from_millis(20);
 /// Runs an admitted connection to its end.
 pub(crate) fn run(
     st: Arc<BrokerState>,
-    stream: TcpStream,
+    stream: Stream,
     rbuf: BytesMut,
     adm: Admitted,
 ) -> impl std::future::Future<Output = ()> {
@@ -77,16 +77,16 @@ async fn run_inner(st: Arc<BrokerState>, mut o: Opened, mut rbuf: BytesMut) {
 /// What a connection's loop runs with.
 struct Opened {
     conn: Conn,
-    reader: tokio::net::tcp::OwnedReadHalf,
+    reader: Reader,
     claim: crate::sessions::SessionClaim,
     kill: tokio::sync::oneshot::Receiver<()>,
     keep_alive: u16,
 }
 
 /// Sends the CONNACK, attaches the connection to its session and counts it connected.
-fn open(st: &Arc<BrokerState>, stream: TcpStream, adm: Admitted) -> Opened {
+fn open(st: &Arc<BrokerState>, stream: Stream, adm: Admitted) -> Opened {
     let proto = adm.info.protocol;
-    let (reader, writer) = stream.into_split();
+    let (reader, writer) = stream.split();
     let outbox = Arc::new(Outbox::new(
         proto,
         outbox_limits(st, &adm),
@@ -166,7 +166,7 @@ enum Event {
 /// The connection's loop, until it ends.
 async fn serve(
     conn: &mut Conn,
-    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    reader: &mut Reader,
     rbuf: &mut BytesMut,
     kill: &mut tokio::sync::oneshot::Receiver<()>,
     keep_alive: u16,
@@ -174,13 +174,17 @@ async fn serve(
     let st = conn.st.clone();
     let outbox = conn.outbox.clone();
     let mut touched = Touched::default();
-    // Packets the client sent right behind its CONNECT (read with it) come first.
+    // Packets the client sent right behind its CONNECT (read with it) come first; with
+    // TLS, more of them may wait decrypted in the TLS session, not in the socket.
     if !rbuf.is_empty() {
         if let Err(close) = conn.on_readable(rbuf, &mut touched) {
             return close;
         }
-        touched.flush_and_pace(PACE).await;
     }
+    if let Err(close) = read(conn, reader, rbuf, &mut touched) {
+        return close;
+    }
+    touched.flush_and_pace(PACE).await;
     let keep_alive = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
     let mut last_in = Instant::now();
     let far = Duration::from_secs(86_400 * 365);
@@ -203,7 +207,7 @@ async fn serve(
         let event = tokio::select! {
             _ = &mut *kill => Event::End(Close::TakenOver),
             _ = shutdown.changed() => Event::End(Close::Shutdown),
-            ready = reader.readable(), if may_read => Event::Readable(ready),
+            ready = reader.tcp().readable(), if may_read => Event::Readable(ready),
             _ = outbox.wake.notified() => Event::Woken,
             writable = outbox.socket().writable(), if !written => Event::Writable(writable),
             _ = &mut ka_sleep, if keep_alive.is_some() => Event::KeepAliveTimer,
@@ -238,7 +242,7 @@ async fn serve(
 /// read.
 fn read(
     conn: &mut Conn,
-    reader: &tokio::net::tcp::OwnedReadHalf,
+    reader: &Reader,
     rbuf: &mut BytesMut,
     touched: &mut Touched,
 ) -> Result<bool, Close> {
@@ -257,7 +261,7 @@ fn read(
             // An answer about to be written carries the TCP ACK; with nothing to answer,
             // ACK at once so a client that leaves Nagle on never waits for a delayed ACK.
             if conn.outbox.pending_bytes() == 0 {
-                quick_ack(reader);
+                quick_ack(reader.tcp());
             }
             if rbuf.is_empty() {
                 *rbuf = BytesMut::new();

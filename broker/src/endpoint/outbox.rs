@@ -20,11 +20,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
 use crate::router::publication::Delivery;
+use crate::transport::Writer;
 use crate::types::{Protocol, QoS};
 use crate::wire::encode::{self, AckKind, OutPublish};
 
@@ -67,7 +67,7 @@ pub(crate) struct Outbox {
     proto: Protocol,
     limits: Limits,
     metrics: Arc<Metrics>,
-    socket: OwnedWriteHalf,
+    socket: Writer,
     inner: Mutex<Inner>,
     /// Wakes the connection's task when data is left for it to write.
     pub wake: Notify,
@@ -79,12 +79,7 @@ pub(crate) struct Outbox {
 const KEEP_BUFFER: usize = 16 * 1024;
 
 impl Outbox {
-    pub fn new(
-        proto: Protocol,
-        limits: Limits,
-        metrics: Arc<Metrics>,
-        socket: OwnedWriteHalf,
-    ) -> Outbox {
+    pub fn new(proto: Protocol, limits: Limits, metrics: Arc<Metrics>, socket: Writer) -> Outbox {
         Outbox {
             proto,
             limits: Limits {
@@ -112,7 +107,7 @@ impl Outbox {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn socket(&self) -> &OwnedWriteHalf {
+    pub fn socket(&self) -> &Writer {
         &self.socket
     }
 
@@ -287,6 +282,10 @@ impl Outbox {
             if inner.buf.is_empty() && inner.waiting.has_paced() {
                 self.pump(&mut inner);
             }
+        }
+        // With TLS, records of what was written may still wait to go out.
+        if !self.socket.flush_pending()? {
+            return Ok(false);
         }
         if inner.buf.capacity() > KEEP_BUFFER {
             inner.buf = BytesMut::new();

@@ -42,6 +42,8 @@ pub enum Command {
     Users(UsersArgs),
     /// Write the users and policy in an external broker's formats (mosquitto).
     Export(ExportArgs),
+    /// Make a private CA (once) and certificates it signs, for TLS listeners and clients.
+    Certs(CertsArgs),
     /// Print the version.
     Version,
 }
@@ -87,6 +89,27 @@ pub struct Conn {
     pub username: Option<String>,
     #[arg(long, env = "HCORE_PASSWORD", global = true, hide_env_values = true)]
     pub password: Option<String>,
+    /// CA certificate to trust for an mqtts:// broker (default: the system's).
+    #[arg(long, env = "HCORE_CA", global = true)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) to log in with on an mqtts:// broker: its CN is the user.
+    #[arg(
+        long = "cert",
+        id = "tls_cert",
+        env = "HCORE_CERT",
+        global = true,
+        requires = "tls_key"
+    )]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long = "key",
+        id = "tls_key",
+        env = "HCORE_KEY",
+        global = true,
+        requires = "tls_cert"
+    )]
+    pub key: Option<PathBuf>,
     /// Client id: the identity of calls and the storage namespace.
     #[arg(long = "id", id = "client_id", default_value = "cli", global = true)]
     pub client_id: String,
@@ -204,6 +227,26 @@ pub struct UsersArgs {
     pub data_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: UsersCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Where the CA and the certificates live (ca.pem, ca.key, <name>.pem, <name>.key).
+    #[arg(long, global = true, default_value = "certs")]
+    pub dir: PathBuf,
+    #[command(subcommand)]
+    pub command: CertsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// A server certificate (server.pem, server.key) for these host names and addresses.
+    Server {
+        #[arg(required = true)]
+        hosts: Vec<String>,
+    },
+    /// A client certificate (NAME.pem, NAME.key) whose CN, NAME, is the user it logs in as.
+    Client { name: String },
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,11 @@ pub async fn connect(conn: &Conn) -> Result<Client, Failure> {
     let mut options = ClientOptions::new(conn.client_id.clone()).quiet();
     options.username = conn.username.clone();
     options.password = conn.password.clone();
+    options.tls = hcore_client::TlsOptions {
+        ca: conn.ca.clone(),
+        cert: conn.cert.clone(),
+        key: conn.key.clone(),
+    };
     options.timeout = Duration::from_secs_f64(conn.timeout.max(0.1));
     Ok(Client::connect(&conn.url, options).await?)
 }

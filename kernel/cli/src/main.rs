@@ -1,5 +1,6 @@
 //! `hcore`: a thin binary over the broker, kernel and SDK crates.
 
+mod certs;
 mod cli;
 mod commands;
 mod demo;
@@ -42,6 +43,7 @@ fn main() {
             cli::Command::Plugins(args) => commands::plugins(args).await,
             cli::Command::Users(args) => users::users(args).map_err(Failure::from),
             cli::Command::Export(args) => users::export(args).map_err(Failure::from),
+            cli::Command::Certs(args) => certs::certs(args).map_err(Failure::from),
             cli::Command::Version => {
                 println!("hcore {}", env!("CARGO_PKG_VERSION"));
                 Ok(())

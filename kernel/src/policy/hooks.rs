@@ -98,6 +98,15 @@ impl Hooks for KernelPolicy {
         if self.is_reserved(name) {
             return self.refuse_login(c, "the user name is reserved");
         }
+        if c.certificate {
+            // The listener verified the certificate; its CN must still be a user (for
+            // its role), and removing the user locks the certificate out.
+            let known = self.users.as_ref().and_then(|u| u.role(name)).is_some();
+            return match known {
+                true => Ok(()),
+                false => self.refuse_login(c, "a client certificate for an unknown user"),
+            };
+        }
         self.check_password(c, name)
     }
 

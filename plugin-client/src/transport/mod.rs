@@ -6,8 +6,10 @@
 #[cfg(feature = "in-process")]
 mod local;
 mod tcp;
+mod tls;
 
 pub use tcp::TcpOptions;
+pub use tls::TlsOptions;
 
 use bytes::Bytes;
 

@@ -9,7 +9,9 @@ use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PublishProperties, SubscribeR
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event as RumqttEvent, EventLoop, MqttOptions};
 
-use super::{next_session, Event, Liveness, Message, Outgoing, Sink};
+use rumqttc::{TlsConfiguration, Transport};
+
+use super::{next_session, Event, Liveness, Message, Outgoing, Sink, TlsOptions};
 use crate::error::ClientError;
 use crate::protocol::PluginStatus;
 
@@ -24,11 +26,15 @@ pub struct TcpOptions {
     pub keep_alive: Duration,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// `mqtts://`: TLS with these files.
+    pub tls: Option<TlsOptions>,
 }
 
 impl TcpOptions {
     /// Parses `mqtt://[user[:password]@]host[:port]` (or `host:port`, or `host`; default
-    /// port 1883). User name and password are percent-decoded.
+    /// port 1883) and `mqtts://...` (TLS, default port 8883, trusting the system's CAs
+    /// unless the query names files: `?ca=/etc/hcore/ca.pem&cert=..&key=..`). User name
+    /// and password are percent-decoded.
     pub fn from_url(url: &str) -> Result<TcpOptions, ClientError> {
         let bad = |why: &str| ClientError::Connect(format!("broker URL {url:?}: {why}"));
         let full = if url.contains("://") {
@@ -37,8 +43,22 @@ impl TcpOptions {
             format!("mqtt://{url}")
         };
         let parsed = url::Url::parse(&full).map_err(|e| bad(&e.to_string()))?;
-        if parsed.scheme() != "mqtt" {
-            return Err(bad("the scheme must be mqtt://"));
+        let mut tls = match parsed.scheme() {
+            "mqtt" => None,
+            "mqtts" => Some(TlsOptions::default()),
+            _ => return Err(bad("the scheme must be mqtt:// or mqtts://")),
+        };
+        for (name, value) in parsed.query_pairs() {
+            let Some(t) = tls.as_mut() else {
+                return Err(bad("TLS files (?ca=, ?cert=, ?key=) need mqtts://"));
+            };
+            let slot = match name.as_ref() {
+                "ca" => &mut t.ca,
+                "cert" => &mut t.cert,
+                "key" => &mut t.key,
+                other => return Err(bad(&format!("unknown parameter {other:?} (ca, cert, key)"))),
+            };
+            *slot = Some(value.into_owned().into());
         }
         let host = parsed
             .host_str()
@@ -58,10 +78,13 @@ impl TcpOptions {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_string(),
-            port: parsed.port().unwrap_or(1883),
+            port: parsed
+                .port()
+                .unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
             keep_alive: Duration::from_secs(30),
             username,
             password,
+            tls,
         })
     }
 }
@@ -91,6 +114,18 @@ mod tests {
         assert_eq!(o.host, "::1");
         assert!(TcpOptions::from_url("http://x").is_err());
         assert!(TcpOptions::from_url("mqtt://:1883").is_err());
+    }
+
+    #[test]
+    fn mqtts_urls_name_their_tls_files() {
+        let o = TcpOptions::from_url("mqtts://hub.local?ca=/etc/hcore/ca.pem").unwrap();
+        assert_eq!(o.port, 8883);
+        let tls = o.tls.unwrap();
+        assert_eq!(tls.ca.unwrap().to_str(), Some("/etc/hcore/ca.pem"));
+        assert_eq!((tls.cert, tls.key), (None, None));
+        assert!(TcpOptions::from_url("mqtt://hub?ca=/x").is_err());
+        assert!(TcpOptions::from_url("mqtts://hub?cafile=/x").is_err());
+        assert!(TcpOptions::from_url("mqtt://hub").unwrap().tls.is_none());
     }
 }
 
@@ -126,6 +161,10 @@ impl TcpLink {
         } else if let Some(u) = &opts.username {
             mqtt.set_credentials(u.clone(), String::new());
         }
+        if let Some(tls) = &opts.tls {
+            let config = tls.client_config()?;
+            mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
+        }
         let mut net = mqtt.network_options();
         net.set_tcp_nodelay(true);
         net.set_connection_timeout(5);
@@ -139,10 +178,11 @@ impl TcpLink {
                 Ok(RumqttEvent::Incoming(Packet::ConnAck(_))) => break,
                 Ok(_) => continue,
                 Err(e) => {
+                    let scheme = if opts.tls.is_some() { "mqtts" } else { "mqtt" };
                     return Err(ClientError::Connect(format!(
-                        "cannot connect to mqtt://{}:{}: {e}",
+                        "cannot connect to {scheme}://{}:{}: {e}",
                         opts.host, opts.port
-                    )))
+                    )));
                 }
             }
         }

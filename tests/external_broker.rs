@@ -18,10 +18,12 @@ struct Mosquitto {
 
 /// mosquitto on a free port with the files `hcore export mosquitto` wrote for `data`
 /// (and `config`, whose in-process plugins get logins).
+/// `tls`: the directory of `hcore certs` files to serve TLS with.
 async fn mosquitto(
     dir: &std::path::Path,
     data: &std::path::Path,
     config: &std::path::Path,
+    tls: Option<&std::path::Path>,
 ) -> Mosquitto {
     let out = dir.join("mosquitto");
     let st = std::process::Command::new(hcore_bin())
@@ -42,7 +44,7 @@ async fn mosquitto(
     let conf = out.join("mosquitto.conf");
     let text = std::fs::read_to_string(&conf)
         .unwrap()
-        .replace("listener 1883", &format!("listener {port} 127.0.0.1"))
+        .replace("listener 1883", &listener(port, tls))
         // Tests run as root: keep mosquitto from switching to its own user, which could
         // not read the files (0640, owned by root).
         + "user root\n";
@@ -63,6 +65,20 @@ async fn mosquitto(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("mosquitto did not start");
+}
+
+fn listener(port: u16, tls: Option<&std::path::Path>) -> String {
+    let mut l = format!("listener {port} 127.0.0.1");
+    if let Some(d) = tls {
+        let f = |name: &str| d.join(name).display().to_string();
+        l += &format!(
+            "\ncafile {}\ncertfile {}\nkeyfile {}",
+            f("ca.pem"),
+            f("server.pem"),
+            f("server.key")
+        );
+    }
+    l
 }
 
 async fn client(url: &str, id: &str) -> Client {
@@ -99,7 +115,7 @@ async fn core_scenarios_on_mosquitto() {
     .unwrap();
     let config = dir.0.join("hcore.toml");
     std::fs::write(&config, "plugins = [\"example\"]\n").unwrap();
-    let mut mq = mosquitto(&dir.0, &data, &config).await;
+    let mut mq = mosquitto(&dir.0, &data, &config, None).await;
     let url = format!("mqtt://127.0.0.1:{}", mq.port);
     let mut run = tokio::process::Command::new(hcore_bin());
     run.args(["run", "--broker", &url, "--config"])
@@ -312,6 +328,64 @@ async fn core_scenarios_on_mosquitto() {
         .unwrap();
     assert_eq!(m.topic, "tele/plug/STATE");
 
+    let _ = hcore.kill().await;
+    let _ = mq.child.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kernel_and_its_plugins_reach_mosquitto_over_tls() {
+    init_tracing();
+    let dir = TempDir::new();
+    let (data, pki) = (dir.0.join("data"), dir.0.join("certs"));
+    let st = std::process::Command::new(hcore_bin())
+        .args(["certs", "--dir"])
+        .arg(&pki)
+        .args(["server", "127.0.0.1"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    add_user(&data, "watcher", "observer", "pw");
+    let ca = pki.join("ca.pem");
+    let config = dir.0.join("hcore.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "plugins = [\"example\"]\nbroker_ca = \"{}\"\n",
+            ca.display()
+        ),
+    )
+    .unwrap();
+    let mut mq = mosquitto(&dir.0, &data, &config, Some(&pki)).await;
+    let url = format!("mqtts://127.0.0.1:{}", mq.port);
+    let mut hcore = tokio::process::Command::new(hcore_bin())
+        .args(["run", "--broker", &url, "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.0.join("hcore.log")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut o = ClientOptions::new("watcher").quiet();
+    (o.username, o.password) = (Some("watcher".into()), Some("pw".into()));
+    o.tls.ca = Some(ca);
+    let watcher = Client::connect(&url, o).await.unwrap();
+    let mut status = watcher.subscribe("hc/kernel/status").await.unwrap();
+    while !tokio::time::timeout(WAIT, status.next())
+        .await
+        .expect("the kernel online over TLS")
+        .unwrap()
+        .json()
+        .is_some_and(|v| v["state"] == "online")
+    {}
+    // The in-process example plugin answers through mosquitto's TLS listener.
+    wait_registered(&watcher, "example.hello", "example").await;
+    let r = watcher
+        .call("example.hello", json!({"name": "tls"}))
+        .await
+        .unwrap();
+    assert_eq!(r["greeting"], "Hello, tls!");
     let _ = hcore.kill().await;
     let _ = mq.child.kill().await;
 }

@@ -198,3 +198,57 @@ async fn roles_and_grants_guard_state_and_device_topics() {
     assert_eq!((rec.value, rec.source.as_str()), (json!("open"), "plug"));
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_of_one_identity_share_its_calls_and_keep_each_other_connected() {
+    let (h, lan) = hub_with(&[("lamp", Role::Plugin), ("caller", Role::Plugin)]).await;
+    let mut replicas = Vec::new();
+    for name in ["lamp-pi1", "lamp-pi2"] {
+        let r = login_as(lan, "lamp", "pw", name).await;
+        assert_eq!(r.id(), "lamp");
+        r.provide("lamp.toggle", move |_c| async move { Ok(json!(name)) })
+            .await
+            .unwrap();
+        replicas.push(r);
+    }
+    let sessions: Vec<u64> = replicas.iter().map(Client::session).collect();
+    let caller = login(lan, "caller").await;
+    wait_registered(&caller, "lamp.toggle", "lamp").await;
+    let mut served = std::collections::HashSet::new();
+    for _ in 0..20 {
+        served.insert(caller.call("lamp.toggle", json!({})).await.unwrap());
+    }
+    assert_eq!(served.len(), 2, "both replicas take calls: {served:?}");
+    // They share one storage namespace and stayed connected all along.
+    replicas[0].storage().set("k", json!(1)).await.unwrap();
+    assert_eq!(
+        replicas[1].storage().get("k").await.unwrap(),
+        Some(json!(1))
+    );
+    let now: Vec<u64> = replicas.iter().map(Client::session).collect();
+    assert_eq!(now, sessions);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_sees_every_call_and_reply_on_the_bus() {
+    let (h, lan) = hub_with(&[("lamp", Role::Plugin), ("root", Role::Admin)]).await;
+    let lamp = login(lan, "lamp").await;
+    let mut root = raw_login(lan, "root", "root-tool").await;
+    root.sub("hc/#").await;
+    lamp.storage().set("secret", json!("s3cret")).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let p = root.next().await;
+        let topic = String::from_utf8_lossy(&p.topic).into_owned();
+        if topic.starts_with("hc/call/lamp/storage/") || topic.starts_with("hc/reply/lamp") {
+            seen.push(topic);
+        }
+    }
+    assert!(seen[0].starts_with("hc/call/lamp/storage/set"), "{seen:?}");
+    assert!(seen[1].starts_with("hc/reply/lamp"), "{seen:?}");
+    // An anonymous client may not take a user's name as its client id.
+    let refused = hcore_tests::clients::v5_with(v5_options(h.addr, "lamp")).await;
+    assert!(refused.is_err(), "an anonymous client connected as lamp");
+    h.stop().await;
+}

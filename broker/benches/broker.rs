@@ -43,11 +43,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let mut results: BTreeMap<&'static str, Vec<Run>> = BTreeMap::new();
     for round in 0..rounds {
         for kind in ["hcore", "mosquitto", "rumqttd"] {

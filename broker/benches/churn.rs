@@ -30,11 +30,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(600);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let mut rows = Vec::new();
     for kind in ["hcore", "mosquitto"] {
         rows.push((kind, rt.block_on(run(kind, Duration::from_secs(secs)))));

@@ -42,11 +42,7 @@ fn main() {
     if serve_if_asked() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::runtime();
     let mut rows: Vec<(String, f64, f64)> = Vec::new();
     let mut add = |name: &str, h: f64, m: f64| rows.push((name.to_string(), h, m));
     let both = |f: &dyn Fn(&'static str) -> Vec<f64>| (f("hcore"), f("mosquitto"));

@@ -3,6 +3,15 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// The runtime benchmarks run on: 2 workers (the size of a small hub).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

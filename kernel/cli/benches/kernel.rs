@@ -35,12 +35,7 @@ const ROUNDS: usize = 3000;
 const WARMUP: usize = 300;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(bench());
+    support::runtime().block_on(bench());
 }
 
 struct Stats(Vec<Duration>);

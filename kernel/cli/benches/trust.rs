@@ -23,12 +23,7 @@ const ROUNDS: usize = 3000;
 const WARMUP: usize = 200;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(bench());
+    support::runtime().block_on(bench());
 }
 
 fn hcore(args: &[&str], stdin: Option<&str>) {

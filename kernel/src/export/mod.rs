@@ -59,21 +59,9 @@ pub fn mosquitto_files(
         ("mosquitto.conf", &files.conf),
     ] {
         let path = dir.join(name);
-        write_group_readable(&path, text).map_err(|e| io(e, &path))?;
+        // Owner and group may read (0640): mosquitto reads its password file as its own
+        // user, so give the files to its group (`chgrp mosquitto`).
+        crate::users::write_with_mode(&path, text, 0o640).map_err(|e| io(e, &path))?;
     }
     Ok(())
-}
-
-/// Writes a file its owner and group can read (0640): mosquitto reads its password
-/// file as its own user, so give the files to its group (`chgrp mosquitto`).
-fn write_group_readable(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o640);
-    }
-    options.open(path)?.write_all(text.as_bytes())
 }

@@ -441,14 +441,21 @@ pub fn generate_password() -> String {
 
 /// Writes a file only its owner can read (it holds password hashes).
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    write_with_mode(path, text, 0o600)
+}
+
+/// Writes a file created with Unix permissions `mode`.
+pub(crate) fn write_with_mode(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        options.mode(mode);
     }
+    #[cfg(not(unix))]
+    let _ = mode;
     options.open(path)?.write_all(text.as_bytes())
 }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use hcore_tests::binary::*;
-use hcore_tests::netns::Netns;
+use hcore_tests::netns::{self, Netns};
 use hcore_tests::{TempDir, WAIT};
 
 /// Runs the `hcore` CLI; (success, stdout + stderr).
@@ -31,13 +31,20 @@ fn certs(dir: &Path, args: &[&str]) {
 async fn a_plugin_on_the_lan_is_called_by_the_cli_over_tls() {
     let dir = TempDir::new();
     let (data, pki) = (dir.path().join("data"), dir.path().join("certs"));
-    let pi = Netns::create();
-    let hub = pi.host_ip.to_string();
+    // The plugin runs in a network namespace (another machine on a veth link) when this
+    // process may make one (root); otherwise on this machine's own LAN address. Either
+    // way the hub's listener is not on loopback, so anonymous clients are refused there.
+    let pi = netns::available().then(Netns::create);
+    let hub_ip = match &pi {
+        Some(ns) => ns.host_ip,
+        None => netns::lan_address().expect("a non-loopback IPv4 address"),
+    };
+    let hub = hub_ip.to_string();
     certs(&pki, &["server", &hub, "localhost"]);
     certs(&pki, &["client", "admin"]);
     add_user(&data, "weather", "plugin", "w3ather");
     add_user(&data, "admin", "admin", "s3cret");
-    let port = std::net::TcpListener::bind((pi.host_ip, 0))
+    let port = std::net::TcpListener::bind((hub_ip, 0))
         .unwrap()
         .local_addr()
         .unwrap()
@@ -65,8 +72,12 @@ async fn a_plugin_on_the_lan_is_called_by_the_cli_over_tls() {
 
     // The plugin, on the other machine, with its own user, over TLS.
     let plugin_url = format!("mqtts://weather:w3ather@{hub}:{port}?ca={}", p("ca.pem"));
-    let _plugin = pi
-        .command(workspace_bin("remote"))
+    let mut plugin = match &pi {
+        Some(ns) => ns.command(workspace_bin("remote")),
+        None => tokio::process::Command::new(workspace_bin("remote")),
+    };
+    let _plugin = plugin
+        .kill_on_drop(true)
         .arg(&plugin_url)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -17,16 +17,42 @@ pub struct Netns {
 }
 
 fn ip(args: &[&str]) {
+    if let Err(e) = try_ip(args) {
+        panic!("{e}");
+    }
+}
+
+fn try_ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()
-        .expect("the ip command (iproute2)");
-    assert!(
-        out.status.success(),
-        "ip {}: {} (system tests need root for network namespaces)",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
+        .map_err(|e| format!("the ip command (iproute2): {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ip {}: {} (network namespaces need root)",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Can this process make network namespaces (root, iproute2)?
+pub fn available() -> bool {
+    let probe = format!("hcprobe{}", std::process::id() % 100_000);
+    let ok = try_ip(&["netns", "add", &probe]).is_ok();
+    let _ = Command::new("ip").args(["netns", "del", &probe]).output();
+    ok
+}
+
+/// This machine's own non-loopback IPv4 address (the one its default route uses).
+pub fn lan_address() -> Option<Ipv4Addr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("10.255.255.255:9").ok()?;
+    match s.local_addr().ok()?.ip() {
+        std::net::IpAddr::V4(ip) if !ip.is_loopback() && !ip.is_unspecified() => Some(ip),
+        _ => None,
+    }
 }
 
 impl Netns {

@@ -132,32 +132,37 @@ async fn a_plugin_on_the_lan_is_called_by_the_cli_over_tls() {
     assert!(!ok && out.contains("NotAuthorized"), "{out}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_and_many_messages_cross_tls_intact_and_in_order() {
+/// A hub whose only listener serves TLS on loopback (certificates from `hcore certs` in
+/// `pki`), with `connect_timeout_ms`; its `mqtts://` URL trusting that CA.
+async fn tls_hub(dir: TempDir, connect_timeout_ms: u64) -> (hcore_tests::hub::Harness, String) {
     use hcore_tests::hub::*;
-    let dir = TempDir::new();
     let pki = dir.path().join("certs");
     certs(&pki, &["server", "127.0.0.1"]);
     let mut s = settings(&dir);
-    let mut lan = hcore_broker::ListenerConfig::new("tls", "127.0.0.1:0".parse().unwrap());
-    lan.tls = Some(hcore_broker::config::TlsConfig {
+    let mut tls = hcore_broker::ListenerConfig::new("tls", "127.0.0.1:0".parse().unwrap());
+    tls.tls = Some(hcore_broker::config::TlsConfig {
         cert: pki.join("server.pem"),
         key: pki.join("server.key"),
         client_ca: None,
         require_client_cert: false,
     });
-    s.broker.listeners = vec![lan];
+    s.broker.listeners = vec![tls];
+    s.broker.connect_timeout_ms = connect_timeout_ms;
     let h = start_settings(dir, &s, vec![]).await;
     let url = format!("mqtts://{}?ca={}", h.addr, pki.join("ca.pem").display());
-    let connect = |id: &'static str| {
-        let url = url.clone();
-        async move {
-            hcore_client::Client::connect(&url, hcore_client::ClientOptions::new(id).quiet())
-                .await
-                .unwrap()
-        }
-    };
-    let (tx, rx) = (connect("tx").await, connect("rx").await);
+    (h, url)
+}
+
+async fn tls_client(url: &str, id: &str) -> hcore_client::Client {
+    hcore_client::Client::connect(url, hcore_client::ClientOptions::new(id).quiet())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_many_messages_cross_tls_intact_and_in_order() {
+    let (h, url) = tls_hub(TempDir::new(), 10_000).await;
+    let (tx, rx) = (tls_client(&url, "tx").await, tls_client(&url, "rx").await);
     let mut sub = rx.subscribe("bulk/#").await.unwrap();
     // Sizes across TLS record boundaries (16 KiB) and the reader's chunk (64 KiB).
     let sizes = [1, 100, 16_383, 16_384, 16_385, 70_000, 300_000];
@@ -181,5 +186,27 @@ async fn large_and_many_messages_cross_tls_intact_and_in_order() {
             "message {i} changed on the way"
         );
     }
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bytes_and_silence_on_the_tls_port_are_cut_off() {
+    use hcore_tests::wire::{connect_packet, Wire};
+    let (h, url) = tls_hub(TempDir::new(), 300).await;
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    for bytes in [connect_packet(5, "plain", 30, true), garbage, Vec::new()] {
+        let mut w = Wire::connect(h.addr).await;
+        if !bytes.is_empty() {
+            w.send(&bytes).await;
+        }
+        // Plain MQTT, junk, or nothing at all (past connect_timeout_ms): closed.
+        assert!(w.closed().await, "the TLS port kept a bad connection open");
+    }
+    // The listener still serves real clients.
+    let c = tls_client(&url, "after").await;
+    c.state()
+        .set("after/ok", serde_json::json!(true))
+        .await
+        .unwrap();
     h.stop().await;
 }

@@ -49,14 +49,7 @@ async fn mosquitto(
         // not read the files (0640, owned by root).
         + "user root\n";
     std::fs::write(&conf, text).unwrap();
-    let child = tokio::process::Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("mosquitto");
+    let child = hcore_tests::daemon("mosquitto", &conf);
     let addr = format!("127.0.0.1:{port}");
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(&addr).await.is_ok() {
@@ -131,24 +124,23 @@ async fn core_scenarios_on_mosquitto() {
         .unwrap();
 
     let rust = client(&url, "rust").await;
-    let mut status = rust.subscribe("hc/kernel/status").await.unwrap();
+    until_online(&mut rust.subscribe("hc/kernel/status").await.unwrap()).await;
+    // Plugin status: the in-process example plugin reached mosquitto as a TCP client.
+    // (It registers its methods while it starts, so "running" may come a moment later.)
+    wait_registered(&rust, "example.hello", "example").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let s = tokio::time::timeout(WAIT, status.next())
-            .await
-            .expect("kernel online")
-            .unwrap();
-        if s.json().is_some_and(|v| v["state"] == "online") {
+        let list = rust.call("plugins.list", json!({})).await.unwrap();
+        let plugins = list["plugins"].as_array().unwrap().clone();
+        if plugins
+            .iter()
+            .any(|p| p["id"] == "example" && p["state"] == "running")
+        {
             break;
         }
+        assert!(tokio::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Plugin status: the in-process example plugin reached mosquitto as a TCP client.
-    wait_registered(&rust, "example.hello", "example").await;
-    let list = rust.call("plugins.list", json!({})).await.unwrap();
-    assert!(list["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p["id"] == "example" && p["state"] == "running"));
 
     // RPC both ways: SDK -> in-process plugin, and an SDK provider called by mosquitto_rr.
     let r = rust
@@ -371,14 +363,7 @@ async fn the_kernel_and_its_plugins_reach_mosquitto_over_tls() {
     (o.username, o.password) = (Some("watcher".into()), Some("pw".into()));
     o.tls.ca = Some(ca);
     let watcher = Client::connect(&url, o).await.unwrap();
-    let mut status = watcher.subscribe("hc/kernel/status").await.unwrap();
-    while !tokio::time::timeout(WAIT, status.next())
-        .await
-        .expect("the kernel online over TLS")
-        .unwrap()
-        .json()
-        .is_some_and(|v| v["state"] == "online")
-    {}
+    until_online(&mut watcher.subscribe("hc/kernel/status").await.unwrap()).await;
     // The in-process example plugin answers through mosquitto's TLS listener.
     wait_registered(&watcher, "example.hello", "example").await;
     let r = watcher

@@ -245,6 +245,11 @@ impl Client {
         &self.inner.id
     }
 
+    /// The MQTT version of a TCP connection (`None` in-process).
+    pub fn mqtt_version(&self) -> Option<crate::MqttVersion> {
+        self.inner.link.mqtt_version()
+    }
+
     /// The protocol topics for this client's root.
     pub fn topics(&self) -> &Topics {
         &self.inner.topics

@@ -50,4 +50,4 @@ pub use routes::{IncomingEvent, InlineHandler, Subscription};
 pub use rpc::CallOptions;
 pub use state::State;
 pub use storage::Storage;
-pub use transport::{Message, Outgoing, TlsOptions};
+pub use transport::{Message, MqttVersion, Outgoing, TlsOptions};

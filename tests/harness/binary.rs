@@ -90,16 +90,7 @@ pub async fn spawn_with(mut c: Command) -> (Child, String) {
     let probe = Client::connect(&url, ClientOptions::new("probe").quiet())
         .await
         .unwrap();
-    let mut status = probe.subscribe("hc/kernel/status").await.unwrap();
-    loop {
-        let s = tokio::time::timeout(WAIT, status.next())
-            .await
-            .unwrap()
-            .unwrap();
-        if s.json().is_some_and(|v| v["state"] == "online") {
-            break;
-        }
-    }
+    crate::hub::until_online(&mut probe.subscribe("hc/kernel/status").await.unwrap()).await;
     (child, url)
 }
 

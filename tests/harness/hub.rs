@@ -193,6 +193,19 @@ pub async fn raw_provider_with(mut o: rumqttc::v5::MqttOptions, methods: &[&str]
     p
 }
 
+/// Waits until a subscription to `hc/kernel/status` (retained) says `online`.
+pub async fn until_online(status: &mut hcore_client::Subscription) {
+    loop {
+        let s = tokio::time::timeout(WAIT, status.next())
+            .await
+            .expect("the kernel online in time")
+            .expect("the subscription open");
+        if s.json().is_some_and(|v| v["state"] == "online") {
+            return;
+        }
+    }
+}
+
 /// Waits until the kernel's registry lists `provider` for `method`.
 pub async fn wait_registered(client: &Client, method: &str, provider: &str) {
     let (service, name) = method.split_once('.').unwrap();

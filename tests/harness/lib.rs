@@ -23,6 +23,19 @@ use std::path::PathBuf;
 use std::sync::Once;
 use std::time::Duration;
 
+/// Starts a broker daemon (`mosquitto`, `nats-server`) with `-c conf`, its output
+/// discarded, killed when dropped.
+pub fn daemon(program: &str, conf: &std::path::Path) -> tokio::process::Child {
+    tokio::process::Command::new(program)
+        .arg("-c")
+        .arg(conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program}: {e} (.ci/run installs it)"))
+}
+
 /// How long a test waits for anything before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 

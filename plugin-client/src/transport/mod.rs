@@ -5,9 +5,11 @@
 
 #[cfg(feature = "in-process")]
 mod local;
+mod mqtt;
 mod tcp;
 mod tls;
 
+pub use mqtt::MqttVersion;
 pub use tcp::TcpOptions;
 pub use tls::TlsOptions;
 
@@ -179,6 +181,15 @@ impl Link {
     ) -> Result<Link, ClientError> {
         let link = tcp::TcpLink::connect(id, options, liveness, sink).await?;
         Ok(Link(LinkKind::Tcp(link)))
+    }
+
+    /// The MQTT version of a TCP link (`None` in-process).
+    pub fn mqtt_version(&self) -> Option<MqttVersion> {
+        match &self.0 {
+            LinkKind::Tcp(t) => Some(t.version),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
     }
 
     /// Connects to the embedded broker in-process.

@@ -1,17 +1,18 @@
-//! The TCP transport: rumqttc's MQTT 5 client with TCP_NODELAY, polled by its own task,
-//! reconnecting with a capped exponential backoff. Every (re)connect gets a new session
-//! number and a matching `offline` will, and is reported as `Event::Connected` so the
-//! client re-subscribes, re-provides and re-announces (the broker starts a clean session).
+//! The TCP transport: rumqttc's MQTT 5 client (or its 3.1.1 one, `mqtt.rs`) with
+//! TCP_NODELAY, polled by its own task, reconnecting with a capped exponential backoff.
+//! Every (re)connect gets a new session number and a matching `offline` will, and is
+//! reported as `Event::Connected` so the client re-subscribes, re-provides and
+//! re-announces (the broker starts a clean session).
+//!
+//! The version: the URL's `?version=5` or `?version=3.1.1`, or else MQTT 5, falling back
+//! to 3.1.1 when the broker does not complete an MQTT 5 handshake (NATS closes the
+//! connection; mosquitto 1.x answers in 3.1.1) but accepts a 3.1.1 one. A log line says
+//! which version is in use and why.
 
 use std::time::Duration;
 
-use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, PublishProperties, SubscribeReasonCode};
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event as RumqttEvent, EventLoop, MqttOptions};
-
-use rumqttc::{TlsConfiguration, Transport};
-
-use super::{next_session, Event, Liveness, Message, Outgoing, Sink, TlsOptions};
+use super::mqtt::{self, Mqtt, MqttVersion, Polled, Poller};
+use super::{next_session, Event, Liveness, Outgoing, Sink, TlsOptions};
 use crate::error::ClientError;
 use crate::protocol::PluginStatus;
 
@@ -28,6 +29,8 @@ pub struct TcpOptions {
     pub password: Option<String>,
     /// `mqtts://`: TLS with these files.
     pub tls: Option<TlsOptions>,
+    /// The MQTT version (`?version=`); `None`: 5, or 3.1.1 if the broker refuses 5.
+    pub version: Option<MqttVersion>,
 }
 
 impl TcpOptions {
@@ -48,7 +51,18 @@ impl TcpOptions {
             "mqtts" => Some(TlsOptions::default()),
             _ => return Err(bad("the scheme must be mqtt:// or mqtts://")),
         };
+        let mut version = None;
         for (name, value) in parsed.query_pairs() {
+            if name == "version" {
+                version = Some(match value.as_ref() {
+                    "5" => MqttVersion::V5,
+                    "3.1.1" | "4" => MqttVersion::V311,
+                    other => {
+                        return Err(bad(&format!("unknown MQTT version {other:?} (5, 3.1.1)")))
+                    }
+                });
+                continue;
+            }
             let Some(t) = tls.as_mut() else {
                 return Err(bad("TLS files (?ca=, ?cert=, ?key=) need mqtts://"));
             };
@@ -85,13 +99,14 @@ impl TcpOptions {
             username,
             password,
             tls,
+            version,
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::TcpOptions;
+    use super::{MqttVersion, TcpOptions};
 
     #[test]
     fn urls_with_and_without_credentials() {
@@ -126,11 +141,16 @@ mod tests {
         assert!(TcpOptions::from_url("mqtt://hub?ca=/x").is_err());
         assert!(TcpOptions::from_url("mqtts://hub?cafile=/x").is_err());
         assert!(TcpOptions::from_url("mqtt://hub").unwrap().tls.is_none());
+        let o = TcpOptions::from_url("mqtt://hub?version=3.1.1").unwrap();
+        assert_eq!(o.version, Some(MqttVersion::V311));
+        assert!(TcpOptions::from_url("mqtt://hub?version=6").is_err());
     }
 }
 
 pub(super) struct TcpLink {
-    client: AsyncClient,
+    client: Mqtt,
+    /// The version in use.
+    pub(super) version: MqttVersion,
     /// SUBACKs arrive in the order the SUBSCRIBEs were sent: a subscriber takes a ticket
     /// when it sends and waits until that many SUBACKs have arrived.
     subscribes: tokio::sync::Mutex<()>,
@@ -143,6 +163,61 @@ pub(super) struct TcpLink {
     closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// The first connection: its client, event loop and version.
+async fn first_connection(
+    id: &str,
+    opts: &TcpOptions,
+    liveness: Option<&Liveness>,
+    session: u64,
+) -> Result<(Mqtt, Poller, MqttVersion), ClientError> {
+    let scheme = if opts.tls.is_some() { "mqtts" } else { "mqtt" };
+    let target = format!("{scheme}://{}:{}", opts.host, opts.port);
+    let versions: &[MqttVersion] = match opts.version {
+        Some(v) => &[v][..],
+        None => &[MqttVersion::V5, MqttVersion::V311][..],
+    };
+    let mut failures = Vec::new();
+    for &version in versions {
+        let (client, mut poller) = mqtt::open(id, opts, version)?;
+        set_will(&mut poller, liveness, session);
+        let outcome = loop {
+            match poller.poll().await {
+                Ok(Polled::ConnAck) => break Ok(()),
+                Ok(_) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                match (opts.version, failures.first()) {
+                    (Some(_), _) => {
+                        tracing::info!(%version, "connected to {target} (set in the URL)")
+                    }
+                    (None, None) => tracing::debug!(%version, "connected to {target}"),
+                    (None, Some(why)) => tracing::warn!(
+                        %version,
+                        "{target} did not complete an MQTT 5 handshake ({why}); using MQTT 3.1.1 (no MQTT 5 properties)"
+                    ),
+                }
+                return Ok((client, poller, version));
+            }
+            // A refusal in the broker's own MQTT 5 CONNACK (bad password, ...) is final.
+            Err(e)
+                if version == MqttVersion::V5 && e.contains("Connection refused, return code") =>
+            {
+                return Err(ClientError::Connect(format!(
+                    "cannot connect to {target}: {e}"
+                )));
+            }
+            Err(e) => failures.push(format!("{version}: {e}")),
+        }
+    }
+    Err(ClientError::Connect(format!(
+        "cannot connect to {target}: {}",
+        failures.join("; ")
+    )))
+}
+
 impl TcpLink {
     /// Connects and waits for the first CONNACK (a refusal or an unreachable broker is an
     /// error here; later disconnections are retried forever).
@@ -152,40 +227,9 @@ impl TcpLink {
         liveness: Option<Liveness>,
         sink: Sink,
     ) -> Result<TcpLink, ClientError> {
-        let mut mqtt = MqttOptions::new(id, opts.host.clone(), opts.port);
-        mqtt.set_keep_alive(opts.keep_alive.max(Duration::from_secs(5)));
-        mqtt.set_clean_start(true);
-        mqtt.set_max_packet_size(Some(16 * 1024 * 1024));
-        if let (Some(u), Some(p)) = (&opts.username, &opts.password) {
-            mqtt.set_credentials(u.clone(), p.clone());
-        } else if let Some(u) = &opts.username {
-            mqtt.set_credentials(u.clone(), String::new());
-        }
-        if let Some(tls) = &opts.tls {
-            let config = tls.client_config()?;
-            mqtt.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(config)));
-        }
-        let mut net = mqtt.network_options();
-        net.set_tcp_nodelay(true);
-        net.set_connection_timeout(5);
-        mqtt.set_network_options(net);
-        let (client, mut eventloop) = AsyncClient::new(mqtt, 1024);
         let mut session = next_session(0);
-        set_will(&mut eventloop, liveness.as_ref(), session);
-        // First connection: report failure to the caller.
-        loop {
-            match eventloop.poll().await {
-                Ok(RumqttEvent::Incoming(Packet::ConnAck(_))) => break,
-                Ok(_) => continue,
-                Err(e) => {
-                    let scheme = if opts.tls.is_some() { "mqtts" } else { "mqtt" };
-                    return Err(ClientError::Connect(format!(
-                        "cannot connect to {scheme}://{}:{}: {e}",
-                        opts.host, opts.port
-                    )));
-                }
-            }
-        }
+        let (client, mut poller, version) =
+            first_connection(id, opts, liveness.as_ref(), session).await?;
         sink(Event::Connected { session });
         let (suback_tx, subacks) = tokio::sync::watch::channel(0u64);
         let refusals = std::sync::Arc::new(std::sync::Mutex::new(Refusals::default()));
@@ -198,12 +242,10 @@ impl TcpLink {
             let mut backoff = BACKOFF_FIRST;
             let mut connected = true;
             loop {
-                match eventloop.poll().await {
+                match poller.poll().await {
                     // Messages are handed over in line: no task hop per message.
-                    Ok(RumqttEvent::Incoming(Packet::Publish(p))) => {
-                        sink(Event::Message(message(p)))
-                    }
-                    Ok(RumqttEvent::Incoming(Packet::ConnAck(_))) => {
+                    Ok(Polled::Message(m)) => sink(Event::Message(m)),
+                    Ok(Polled::ConnAck) => {
                         backoff = BACKOFF_FIRST;
                         connected = true;
                         // SUBSCRIBEs lost with the old connection will never be acked;
@@ -212,22 +254,18 @@ impl TcpLink {
                         suback_tx.send_modify(|n| *n = (*n).max(sent));
                         sink(Event::Connected { session });
                     }
-                    Ok(RumqttEvent::Incoming(Packet::SubAck(ack))) => {
+                    Ok(Polled::SubAck(refusal)) => {
                         suback_tx.send_modify(|n| {
                             *n += 1;
-                            if let Some(code) = ack
-                                .return_codes
-                                .iter()
-                                .find(|c| !matches!(c, SubscribeReasonCode::Success(_)))
-                            {
+                            if let Some(code) = refusal {
                                 refused
                                     .lock()
                                     .unwrap_or_else(|e| e.into_inner())
-                                    .insert(*n, format!("{code:?}"));
+                                    .insert(*n, code);
                             }
                         });
                     }
-                    Ok(_) => {}
+                    Ok(Polled::Other) => {}
                     Err(_) if stop.load(std::sync::atomic::Ordering::SeqCst) => {
                         sink(Event::Closed);
                         break;
@@ -242,13 +280,14 @@ impl TcpLink {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(BACKOFF_MAX);
                         session = next_session(session);
-                        set_will(&mut eventloop, liveness.as_ref(), session);
+                        set_will(&mut poller, liveness.as_ref(), session);
                     }
                 }
             }
         });
         Ok(TcpLink {
             client,
+            version,
             subscribes: tokio::sync::Mutex::new(()),
             sent,
             subacks,
@@ -259,40 +298,11 @@ impl TcpLink {
     }
 
     pub async fn publish(&self, out: Outgoing) -> Result<(), ClientError> {
-        let qos = qos(out.qos);
-        let result = match out.correlation {
-            Some(c) => {
-                let props = PublishProperties {
-                    correlation_data: Some(c),
-                    ..Default::default()
-                };
-                self.client
-                    .publish_with_properties(out.topic, qos, out.retain, out.payload, props)
-                    .await
-            }
-            None => {
-                self.client
-                    .publish(out.topic, qos, out.retain, out.payload)
-                    .await
-            }
-        };
-        result.map_err(|e| ClientError::Transport(e.to_string()))
+        self.client.publish(out).await
     }
 
     pub fn try_publish(&self, out: Outgoing) -> Result<(), Outgoing> {
-        let props = PublishProperties {
-            correlation_data: out.correlation.clone(),
-            ..Default::default()
-        };
-        self.client
-            .try_publish_with_properties(
-                out.topic.clone(),
-                qos(out.qos),
-                out.retain,
-                out.payload.clone(),
-                props,
-            )
-            .map_err(|_| out)
+        self.client.try_publish(out)
     }
 
     /// Subscribes and waits (at most 10 s) for the broker's SUBACK, so that messages
@@ -300,10 +310,7 @@ impl TcpLink {
     pub async fn subscribe(&self, filter: &str, q: u8) -> Result<(), ClientError> {
         let ticket = {
             let _order = self.subscribes.lock().await;
-            self.client
-                .subscribe(filter, qos(q))
-                .await
-                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            self.client.subscribe(filter, q).await?;
             self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
         };
         let mut acks = self.subacks.clone();
@@ -327,20 +334,13 @@ impl TcpLink {
     }
 
     pub async fn unsubscribe(&self, filter: &str) -> Result<(), ClientError> {
-        self.client
-            .unsubscribe(filter)
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))
+        self.client.unsubscribe(filter).await
     }
 
     pub async fn disconnect(&self) -> Result<(), ClientError> {
         self.closing
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let result = self
-            .client
-            .disconnect()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()));
+        let result = self.client.disconnect().await;
         // Let the event loop send the DISCONNECT, then stop it.
         for _ in 0..50 {
             if self.task.is_finished() {
@@ -377,42 +377,11 @@ impl Refusals {
     }
 }
 
-fn set_will(eventloop: &mut EventLoop, liveness: Option<&Liveness>, session: u64) {
+fn set_will(poller: &mut Poller, liveness: Option<&Liveness>, session: u64) {
     if let Some(l) = liveness {
-        let payload = PluginStatus::offline(session).to_bytes();
-        eventloop.options.set_last_will(LastWill::new(
-            l.status_topic.clone(),
-            payload,
-            QoS::AtLeastOnce,
-            true,
-            None,
-        ));
-    }
-}
-
-fn qos(q: u8) -> QoS {
-    match q {
-        0 => QoS::AtMostOnce,
-        1 => QoS::AtLeastOnce,
-        _ => QoS::ExactlyOnce,
-    }
-}
-
-fn message(p: rumqttc::v5::mqttbytes::v5::Publish) -> Message {
-    let (response_topic, correlation, user_properties) = match p.properties {
-        Some(props) => (
-            props.response_topic,
-            props.correlation_data,
-            props.user_properties,
-        ),
-        None => (None, None, Vec::new()),
-    };
-    Message {
-        topic: String::from_utf8_lossy(&p.topic).into_owned(),
-        payload: p.payload,
-        retain: p.retain,
-        response_topic,
-        correlation,
-        user_properties,
+        poller.set_will(
+            &l.status_topic,
+            PluginStatus::offline(session).to_bytes().into(),
+        );
     }
 }

@@ -17,6 +17,7 @@
 mod grants;
 mod logins;
 mod passwd;
+mod policy;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ use sha2::{Digest, Sha256};
 pub use grants::{Grants, PolicyFile, Resolved, DEVICE_TOPICS};
 pub use logins::Logins;
 pub(crate) use passwd::Hash;
+use policy::PolicyStore;
 
 use crate::KernelError;
 
@@ -94,22 +96,6 @@ struct Loaded {
     verified: HashMap<String, [u8; 32]>,
 }
 
-/// The policy file as last read, and the grants resolved from it.
-#[derive(Default)]
-struct Policy {
-    stamp: Option<Option<Stamp>>,
-    file: PolicyFile,
-    /// identity -> (role, grants); cleared when the file changes. Bounded by
-    /// `MAX_RESOLVED` identities (cleared when full).
-    resolved: HashMap<String, ByRole>,
-}
-
-/// One identity's resolved grants, per role it was seen with.
-type ByRole = Vec<(Option<Role>, Arc<Resolved>)>;
-
-/// Most grants kept resolved at once.
-const MAX_RESOLVED: usize = 4096;
-
 /// Names no user may have: they belong to the kernel.
 const RESERVED_NAMES: &[&str] = &["kernel"];
 
@@ -117,9 +103,8 @@ const RESERVED_NAMES: &[&str] = &["kernel"];
 pub struct Users {
     passwd: PathBuf,
     roles: PathBuf,
-    policy_path: PathBuf,
     loaded: Mutex<Loaded>,
-    policy: Mutex<Policy>,
+    policy: PolicyStore,
 }
 
 /// Modification time, size and (on Unix) inode: file times are only as fine as the
@@ -149,35 +134,23 @@ impl Users {
         Users {
             passwd: dir.join("passwd"),
             roles: dir.join("roles"),
-            policy_path: dir.join("policy.toml"),
             loaded: Mutex::new(Loaded::default()),
-            policy: Mutex::new(Policy::default()),
+            policy: PolicyStore::new(dir.join("policy.toml")),
         }
     }
 
     /// Where the policy file is.
     pub fn policy_path(&self) -> &Path {
-        &self.policy_path
+        self.policy.path()
     }
 
     /// Reads the policy file; an error says what is wrong with it (for `hcore run`, which
     /// refuses to start with a broken policy).
     pub fn check_policy(&self) -> Result<(), KernelError> {
-        let text = match std::fs::read_to_string(&self.policy_path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(self.policy_error(format!("cannot read it: {e}"))),
-        };
-        PolicyFile::parse(&text)
-            .map(|_| ())
-            .map_err(|e| self.policy_error(e))
-    }
-
-    fn policy_error(&self, message: String) -> KernelError {
-        KernelError::Users {
-            path: self.policy_path.clone(),
+        self.policy.check().map_err(|message| KernelError::Users {
+            path: self.policy.path().to_path_buf(),
             message,
-        }
+        })
     }
 
     /// Reads the files again if they changed: users, roles and policy. The kernel calls
@@ -186,50 +159,13 @@ impl Users {
         if let Err(e) = self.current() {
             tracing::debug!(error = %e, "users cannot be read");
         }
-        let mut policy = self.policy.lock().unwrap_or_else(|e| e.into_inner());
-        let now = stamp(&self.policy_path);
-        if policy.stamp == Some(now) {
-            return;
-        }
-        policy.stamp = Some(now);
-        let text = match std::fs::read_to_string(&self.policy_path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => {
-                tracing::error!(path = %self.policy_path.display(), "policy not read, the previous one stays: {e}");
-                return;
-            }
-        };
-        match PolicyFile::parse(&text) {
-            Ok(file) => {
-                if policy.file != file {
-                    tracing::info!(path = %self.policy_path.display(), "policy loaded");
-                }
-                policy.file = file;
-                policy.resolved.clear();
-            }
-            Err(e) => tracing::error!(
-                path = %self.policy_path.display(),
-                "policy refused, the previous one stays: {e}"
-            ),
-        }
+        self.policy.refresh();
     }
 
     /// What `identity` with `role` may do (`None`: an anonymous network client), from the
     /// files as last read: cheap enough for every message.
     pub fn grants(&self, identity: &str, role: Option<Role>) -> Arc<Resolved> {
-        let mut policy = self.policy.lock().unwrap_or_else(|e| e.into_inner());
-        let known = policy.resolved.get(identity);
-        if let Some((_, g)) = known.and_then(|k| k.iter().find(|(r, _)| *r == role)) {
-            return g.clone();
-        }
-        let g = Arc::new(policy.file.resolve(identity, role));
-        if policy.resolved.len() >= MAX_RESOLVED {
-            policy.resolved.clear();
-        }
-        let entry = policy.resolved.entry(identity.to_string()).or_default();
-        entry.push((role, g.clone()));
-        g
+        self.policy.grants(identity, role)
     }
 
     fn error(&self, message: impl Into<String>) -> KernelError {
@@ -358,11 +294,7 @@ impl Users {
     /// The policy file as last read (`refresh` reads it again if it changed).
     pub fn policy(&self) -> PolicyFile {
         self.refresh();
-        self.policy
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .file
-            .clone()
+        self.policy.file()
     }
 
     /// Every user and role, by name.

@@ -213,14 +213,14 @@ impl Hooks for KernelPolicy {
         else {
             return;
         };
-        let who = self.who(client);
-        if who.is_kernel() {
+        let (identity, role) = self.stamp_of(client);
+        if role == role::KERNEL {
             return;
         }
         if let Some(watch) = self.watch() {
             let key = payload_call_key(payload, correlation).unwrap_or_default();
             let method = format!("{service}.{method}");
-            watch.call_delivered(caller, &method, who.identity, &client.session_key(), key);
+            watch.call_delivered(caller, &method, identity, &client.session_key(), key);
         }
     }
 
@@ -228,11 +228,12 @@ impl Hooks for KernelPolicy {
         let Some(rest) = topic.strip_prefix(&self.prefix) else {
             return;
         };
-        let who = self.who(client);
-        stamp(IDENTITY_PROPERTY, who.identity);
+        // Identity and role only: the grants are not needed here (every publish).
+        let (identity, role) = self.stamp_of(client);
+        stamp(IDENTITY_PROPERTY, identity);
         // The role matters only to the kernel: for calls and state commands.
         if rest.starts_with("call/") || rest.starts_with("state/") {
-            stamp(ROLE_PROPERTY, who.role);
+            stamp(ROLE_PROPERTY, role);
         }
     }
 }

@@ -163,16 +163,26 @@ impl KernelPolicy {
 
     /// Who `client` is.
     pub(crate) fn who<'a>(&self, client: &'a ClientInfo) -> Who<'a> {
+        match self.identity_and_role(client) {
+            (identity, Err(kernel)) => Who {
+                identity,
+                role: kernel,
+                grants: None,
+            },
+            (identity, Ok(user_role)) => self.who_with(identity, user_role),
+        }
+    }
+
+    /// A connection's identity and role (`Err`: the kernel), without its grants: all the
+    /// stamps on every publish need.
+    fn identity_and_role<'a>(
+        &self,
+        client: &'a ClientInfo,
+    ) -> (&'a str, Result<Option<Role>, &'static str>) {
         let identity = client.username.as_deref().unwrap_or(&client.client_id);
         let user_role = match (&client.username, client.peer) {
             (Some(name), _) => self.users.as_ref().and_then(|u| u.known_role(name)),
-            (None, None) if client.client_id == KERNEL_ID => {
-                return Who {
-                    identity,
-                    role: role::KERNEL,
-                    grants: None,
-                }
-            }
+            (None, None) if client.client_id == KERNEL_ID => return (identity, Err(role::KERNEL)),
             (None, None) => Some(Role::Plugin),
             (None, Some(peer)) => match client.anonymous_role.as_deref() {
                 Some(r) => r.parse().ok(),
@@ -180,7 +190,15 @@ impl KernelPolicy {
                 None => None,
             },
         };
-        self.who_with(identity, user_role)
+        (identity, Ok(user_role))
+    }
+
+    /// The identity and role stamped on a connection's publishes.
+    pub(crate) fn stamp_of<'a>(&self, client: &'a ClientInfo) -> (&'a str, &'static str) {
+        match self.identity_and_role(client) {
+            (identity, Err(kernel)) => (identity, kernel),
+            (identity, Ok(r)) => (identity, r.map_or(role::CLIENT, Role::as_str)),
+        }
     }
 
     /// Who an identity with a role (`None`: an unknown one, treated as an observer) is.

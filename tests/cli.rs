@@ -183,6 +183,17 @@ async fn plugin_commands() {
     assert_eq!(stdout_json(&o)["state"], "running");
     let o = cli(&url, &["call", "example.hello", r#"{"name":"cli"}"#]).await;
     assert_eq!(stdout_json(&o)["greeting"], "Hello, cli!");
+    // The in-process plugin's log events, once per start; not other plugins' or the hub's.
+    let o = cli(&url, &["plugins", "logs", "example", "-n", "50"]).await;
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert_eq!(text.matches("example plugin started").count(), 2, "{text}");
+    assert!(!text.contains("listener ready"), "{text}");
+    one_line_error(
+        &cli(&url, &["plugins", "logs", "nobody"]).await,
+        2,
+        "not_found",
+    );
     let _ = run.kill().await;
 }
 

@@ -1,22 +1,41 @@
 """A remote hcore plugin in Python, written from docs/PROTOCOL.md with paho-mqtt only.
 
-Provides thermostat.target {"celsius": number} and records the target with the kernel's
-state.set. Usage: python3 thermostat.py [host] [port]   (pip install paho-mqtt)
+Provides <id>.target {"celsius": number} (thermostat.target) and records the target with
+the kernel's state.set. Usage: python3 thermostat.py [host] [port]   (pip install paho-mqtt)
+Run by a plugin host, it takes its id, the hub and its credential from HCORE_ID and
+HCORE_URL (mqtt://user:password@host:port?keep_alive=N). SIGTERM stops it cleanly.
 """
-import json, sys, time
+import json, os, signal, sys, time
+from urllib.parse import urlsplit, parse_qs, unquote
 import paho.mqtt.client as mqtt
 
-HOST, PORT = (sys.argv[1:] + ["127.0.0.1"])[0], int((sys.argv[2:] + ["1883"])[0])
-ME, ROOT, SESSION = "thermostat", "hc", int(time.time() * 1000)
+URL = urlsplit(os.environ.get("HCORE_URL", ""))
+HOST = URL.hostname or (sys.argv[1:] + ["127.0.0.1"])[0]
+PORT = URL.port or int((sys.argv[2:] + ["1883"])[0])
+KEEPALIVE = int(parse_qs(URL.query).get("keep_alive", ["30"])[0])
+ME, ROOT, SESSION = os.environ.get("HCORE_ID", "thermostat"), "hc", int(time.time() * 1000)
 STATUS = f"{ROOT}/plugin/{ME}/status"
 client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=ME)
+if URL.username:
+    client.username_pw_set(unquote(URL.username), unquote(URL.password or ""))
 client.will_set(STATUS, json.dumps({"state": "offline", "session": SESSION}), qos=1, retain=True)
 
 def on_connect(c, userdata, flags, reason, props):
-    c.subscribe(f"$share/thermostat.target/{ROOT}/call/+/thermostat/target", qos=1)
+    c.subscribe(f"$share/{ME}.target/{ROOT}/call/+/{ME}/target", qos=1)
     c.subscribe(f"{ROOT}/reply/{ME}", qos=1)  # replies to our own calls
-    c.publish(f"{ROOT}/plugin/{ME}/manifest", json.dumps({"version": "1.0.0", "services": ["thermostat.target"]}), 1, True)
+    c.publish(f"{ROOT}/plugin/{ME}/manifest", json.dumps({"version": "1.0.0", "services": [f"{ME}.target"]}), 1, True)
     c.publish(STATUS, json.dumps({"state": "online", "session": SESSION, "ts": int(time.time() * 1000)}), 1, True)
+
+def on_disconnect(c, userdata, flags, reason, props):
+    # Every connection gets a larger session number, and a will that carries it.
+    global SESSION
+    SESSION = int(time.time() * 1000)
+    c.will_set(STATUS, json.dumps({"state": "offline", "session": SESSION}), qos=1, retain=True)
+
+def on_term(signum, frame):
+    # A clean stop: say offline (the will only fires when the connection is lost), then go.
+    client.publish(STATUS, json.dumps({"state": "offline", "session": SESSION}), qos=1, retain=True)
+    client.disconnect()
 
 def on_message(c, userdata, msg):
     if msg.topic.startswith(f"{ROOT}/reply/"):
@@ -32,13 +51,14 @@ def on_message(c, userdata, msg):
         answer = {"error": {"code": "timeout", "message": "request arrived after its deadline"}}
     elif isinstance(celsius, (int, float)) and not isinstance(celsius, bool):
         # What handling this request causes names it as parent.
-        call = {"id": f"set-{req.get('id')}", "parent": req.get("id"), "params": {"key": "thermostat/target", "value": celsius}}
+        call = {"id": f"set-{req.get('id')}", "parent": req.get("id"), "params": {"key": f"{ME}/target", "value": celsius}}
         c.publish(f"{ROOT}/call/{ME}/state/set", json.dumps(call), qos=1)
         answer = {"result": {"target": celsius}}
     else:
         answer = {"error": {"code": "bad_request", "message": "celsius must be a number"}}
     c.publish(req.get("reply_to") or f"{ROOT}/reply/{caller}", json.dumps({"id": req.get("id"), **answer}), qos=1)
 
-client.on_connect, client.on_message = on_connect, on_message
-client.connect(HOST, PORT, keepalive=30)
+client.on_connect, client.on_message, client.on_disconnect = on_connect, on_message, on_disconnect
+signal.signal(signal.SIGTERM, on_term)
+client.connect(HOST, PORT, keepalive=KEEPALIVE)
 client.loop_forever()

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use hcore_client::protocol::commands::HostedReport;
 use hcore_client::protocol::{
     payload_call_key, validate_state_key, ErrorCode, Incoming, Manifest, MethodName, Parsed,
     PluginStatus, ReplyTo, RpcError, Topics, IDENTITY_PROPERTY, KERNEL_SERVICES,
@@ -73,6 +74,7 @@ impl Core {
             Some(Parsed::StateSet { key }) => self.on_state_set(key, m),
             Some(Parsed::PluginStatus { id }) => self.on_status(id, m),
             Some(Parsed::PluginManifest { id }) => self.on_manifest(id, m),
+            Some(Parsed::PluginHosted { id }) => self.on_hosted(id, m),
             _ => {}
         }
     }
@@ -270,6 +272,18 @@ impl Core {
             Err(e) => self
                 .ratelog
                 .warn(&format!("unreadable manifest of {id}: {e}")),
+        }
+    }
+
+    fn on_hosted(&self, host: &str, m: &Message) {
+        if m.payload.is_empty() {
+            return;
+        }
+        match serde_json::from_slice::<HostedReport>(&m.payload) {
+            Ok(report) => self.services.calls.registry().on_hosted(host, report),
+            Err(e) => self
+                .ratelog
+                .warn(&format!("unreadable plugin report of host {host}: {e}")),
         }
     }
 

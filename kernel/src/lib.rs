@@ -17,6 +17,7 @@ mod hub;
 mod manager;
 mod out;
 mod persist;
+pub mod plugin_logs;
 mod policy;
 mod quota;
 mod ratelog;
@@ -228,6 +229,7 @@ fn kernel_options(config: &KernelConfig, core: &Arc<Core>) -> ClientOptions {
         "state/#",
         "plugin/+/status",
         "plugin/+/manifest",
+        "plugin/+/hosted",
     ] {
         options = options.inline(format!("{root}/{filter}"), handler.clone());
     }

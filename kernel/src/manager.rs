@@ -75,6 +75,7 @@ impl PluginManager {
             let mut reg = self.inner.calls.registry();
             let entry = reg.plugin(id, Kind::InProcess);
             entry.kind = Kind::InProcess;
+            entry.hosted = None;
             entry.state = "loaded".into();
         }
         let (tx, rx) = mpsc::unbounded_channel();

@@ -91,6 +91,17 @@ impl Netns {
         ns
     }
 
+    /// Cuts the link (its root side goes down): packets stop both ways, connections stay
+    /// open on both ends, as when a Raspberry Pi's Wi-Fi drops.
+    pub fn cut(&self) {
+        ip(&["link", "set", &self.veth, "down"]);
+    }
+
+    /// Brings the link back up.
+    pub fn heal(&self) {
+        ip(&["link", "set", &self.veth, "up"]);
+    }
+
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
         let mut c = tokio::process::Command::new("ip");

@@ -1,22 +1,26 @@
 //! A remote Rust plugin: its own program, on any machine that reaches the broker (a
 //! Raspberry Pi next to the sensor). `cargo run -p hcore-examples --bin remote
-//! mqtt://kernel-host:1883`. It provides `weather.now` and publishes a reading event
-//! every few seconds; Ctrl-C stops it cleanly (offline status published).
+//! mqtt://kernel-host:1883`. It provides `<id>.now` (`weather.now`) and publishes a
+//! reading event every few seconds; Ctrl-C or SIGTERM stops it cleanly (offline status
+//! published). Run by a plugin host, it takes its id and URL (with its credential) from
+//! `HCORE_ID` and `HCORE_URL`.
 
 use hcore_client::{async_trait, Client, Plugin, PluginError};
 use serde_json::json;
 
-struct Weather;
+struct Weather {
+    id: String,
+}
 
 #[async_trait]
 impl Plugin for Weather {
     fn id(&self) -> &str {
-        "weather"
+        &self.id
     }
 
     async fn on_start(&mut self, client: &Client) -> Result<(), PluginError> {
         client
-            .provide("weather.now", |_call| async {
+            .provide(&format!("{}.now", self.id), |_call| async {
                 Ok(json!({ "celsius": 21.5, "sky": "clear" }))
             })
             .await?;
@@ -40,8 +44,10 @@ async fn main() {
         .init();
     let url = std::env::args()
         .nth(1)
+        .or_else(|| std::env::var("HCORE_URL").ok())
         .unwrap_or_else(|| "mqtt://127.0.0.1:1883".into());
-    if let Err(e) = hcore_client::run_remote(Weather, &url).await {
+    let id = std::env::var("HCORE_ID").unwrap_or_else(|_| "weather".into());
+    if let Err(e) = hcore_client::run_remote(Weather { id }, &url).await {
         eprintln!("remote: {e}");
         std::process::exit(1);
     }

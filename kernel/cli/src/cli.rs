@@ -211,10 +211,22 @@ pub struct PluginsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsOp {
+    /// Every plugin the hub has seen: in-process, run by a plugin host, or remote.
     List,
+    /// Start a managed plugin (in-process, or on its plugin host); waits until it runs.
     Start { id: String },
+    /// Stop a managed plugin; waits until it has stopped.
     Stop { id: String },
+    /// Stop, then start a managed plugin.
     Restart { id: String },
+    /// The last lines a managed plugin wrote (a hosted plugin's stdout and stderr, an
+    /// in-process plugin's log events).
+    Logs {
+        id: String,
+        /// How many of the newest lines.
+        #[arg(long, short = 'n', default_value_t = 100)]
+        lines: usize,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use hcore_client::protocol::commands::{
-    PluginsList, PluginsRestart, PluginsStart, PluginsStop, StateDelete, StateGet, StateKey,
-    StateList, StateSet, StorageDelete, StorageGet, StorageKey, StorageList, StorageSet,
+    PluginsList, PluginsLogs, PluginsRestart, PluginsStart, PluginsStop, StateDelete, StateGet,
+    StateKey, StateList, StateSet, StorageDelete, StorageGet, StorageKey, StorageList, StorageSet,
 };
 use hcore_client::protocol::Command;
 use hcore_client::{CallOptions, Client, ClientError, ClientOptions};
@@ -178,12 +178,48 @@ pub async fn storage(args: StorageArgs) -> Result<(), Failure> {
     }
 }
 
+/// Starting and stopping wait for the plugin (a plugin host gives it up to its stop
+/// timeout before SIGKILL): the reply gets at least this long, seconds.
+const LIFECYCLE_TIMEOUT_SECS: f64 = 35.0;
+
 pub async fn plugins(args: PluginsArgs) -> Result<(), Failure> {
-    let conn = &args.conn;
+    let mut conn = args.conn;
+    if matches!(
+        args.op,
+        PluginsOp::Start { .. } | PluginsOp::Stop { .. } | PluginsOp::Restart { .. }
+    ) {
+        conn.timeout = conn.timeout.max(LIFECYCLE_TIMEOUT_SECS);
+    }
+    let conn = &conn;
     match args.op {
         PluginsOp::List => request_print(conn, PluginsList {}).await,
         PluginsOp::Start { id } => request_print(conn, PluginsStart { id }).await,
         PluginsOp::Stop { id } => request_print(conn, PluginsStop { id }).await,
         PluginsOp::Restart { id } => request_print(conn, PluginsRestart { id }).await,
+        PluginsOp::Logs { id, lines } => {
+            let client = connect(conn).await?;
+            let result = client
+                .request(PluginsLogs {
+                    id,
+                    lines: Some(lines),
+                })
+                .await;
+            let _ = client.shutdown().await;
+            let logs = result?;
+            if logs.dropped > 0 {
+                println!("({} older lines dropped)", logs.dropped);
+            }
+            for l in logs.lines {
+                let at = chrono::DateTime::from_timestamp_millis(l.ts as i64)
+                    .map(|t| {
+                        t.with_timezone(&chrono::Local)
+                            .format("%F %T%.3f")
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                println!("{at} {:<6} {}", l.stream, l.line);
+            }
+            Ok(())
+        }
     }
 }

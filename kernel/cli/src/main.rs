@@ -57,12 +57,17 @@ fn main() {
     }
 }
 
-/// Logs to stderr through `filter` (RUST_LOG syntax).
+/// Logs to stderr through `filter` (RUST_LOG syntax), and keeps in-process plugins'
+/// lines for `plugins.logs`.
 fn init_logging(filter: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     tracing_subscriber::fmt()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .finish()
+        .with(hcore_kernel::plugin_logs::PluginLogLayer)
         .init();
 }
 

@@ -4,9 +4,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hcore_client::protocol::commands::{PluginInfo, Services};
+use hcore_client::protocol::commands::{HostedPlugin, HostedReport, PluginInfo, Services};
 use hcore_client::protocol::{Manifest, MethodName, PluginStatus, RpcError};
 use hcore_client::ErrorCode;
+
+/// Plugins one host's report may list; more are ignored.
+const MAX_HOSTED: usize = 256;
 
 /// How a plugin runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +29,8 @@ pub(crate) struct PluginEntry {
     pub restarts: u32,
     /// Why the plugin failed (in-process), or what of its manifest was refused.
     pub error: Option<String>,
+    /// The plugin host that runs it, and what the host last said about it.
+    pub hosted: Option<(String, HostedPlugin)>,
 }
 
 impl PluginEntry {
@@ -38,6 +43,7 @@ impl PluginEntry {
             manifest: Manifest::default(),
             restarts: 0,
             error: None,
+            hosted: None,
         }
     }
 }
@@ -200,26 +206,76 @@ impl Registry {
         }
     }
 
+    /// Applies a plugin host's report: the plugins it lists are its; plugins it listed
+    /// before and no longer does are not. In-process plugins and the host itself cannot
+    /// be hosted; a report older than the host's session is ignored.
+    pub fn on_hosted(&mut self, host: &str, report: HostedReport) {
+        if report.session < self.plugins.get(host).map_or(0, |h| h.session) {
+            return;
+        }
+        for entry in self.plugins.values_mut() {
+            if entry.hosted.as_ref().is_some_and(|(h, _)| h == host) {
+                entry.hosted = None;
+            }
+        }
+        for p in report.plugins.into_iter().take(MAX_HOSTED) {
+            if p.id == host {
+                continue;
+            }
+            let entry = self.plugin(&p.id, Kind::Remote);
+            if entry.kind == Kind::Remote {
+                entry.hosted = Some((host.to_string(), p));
+            }
+        }
+    }
+
+    /// The host that runs `id`, and whether that host is online.
+    pub fn host_of(&self, id: &str) -> Option<(String, bool)> {
+        let (host, _) = self.plugins.get(id)?.hosted.as_ref()?;
+        let online = self.plugins.get(host).is_some_and(|h| h.online);
+        Some((host.clone(), online))
+    }
+
     pub fn plugins(&self) -> Vec<PluginInfo> {
         self.plugins
             .iter()
-            .map(|(id, p)| PluginInfo {
-                id: id.clone(),
-                state: p.state.clone(),
-                online: p.online,
-                session: p.session,
-                kind: match p.kind {
-                    Kind::Remote => "remote",
-                    Kind::InProcess => "in-process",
-                }
-                .into(),
-                version: p.manifest.version.clone(),
-                services: p.manifest.services.clone(),
-                events: p.manifest.events.clone(),
-                restarts: p.restarts,
-                error: p.error.clone(),
-            })
+            .map(|(id, p)| self.info(id, p))
             .collect()
+    }
+
+    fn info(&self, id: &str, p: &PluginEntry) -> PluginInfo {
+        let mut info = PluginInfo {
+            id: id.to_string(),
+            state: p.state.clone(),
+            online: p.online,
+            session: p.session,
+            kind: match p.kind {
+                Kind::Remote => "remote",
+                Kind::InProcess => "in-process",
+            }
+            .into(),
+            version: p.manifest.version.clone(),
+            services: p.manifest.services.clone(),
+            events: p.manifest.events.clone(),
+            restarts: p.restarts,
+            error: p.error.clone(),
+            host: None,
+            retry_at: None,
+        };
+        if let Some((host, hosted)) = &p.hosted {
+            let host_online = self.plugins.get(host).is_some_and(|h| h.online);
+            info.kind = "hosted".into();
+            info.state = if host_online {
+                hosted.state.clone()
+            } else {
+                "host offline".into()
+            };
+            info.restarts = hosted.restarts;
+            info.error = hosted.error.clone().or(info.error);
+            info.retry_at = hosted.retry_at.filter(|_| host_online);
+            info.host = Some(host.clone());
+        }
+        info
     }
 }
 
@@ -256,6 +312,61 @@ mod tests {
             StatusChange::Offline
         );
         assert!(!r.is_provided("svc.m"));
+    }
+
+    fn hosted(id: &str, state: &str) -> HostedPlugin {
+        HostedPlugin {
+            id: id.into(),
+            state: state.into(),
+            pid: Some(7),
+            restarts: 1,
+            error: None,
+            retry_at: None,
+        }
+    }
+
+    #[test]
+    fn a_host_report_claims_its_plugins_until_it_drops_them() {
+        let mut r = Registry::default();
+        r.on_status("pi", &PluginStatus::online(10));
+        r.plugin("builtin", Kind::InProcess).kind = Kind::InProcess;
+        let report = |session, plugins| HostedReport { session, plugins };
+        r.on_hosted(
+            "pi",
+            report(
+                10,
+                vec![
+                    hosted("weather", "running"),
+                    hosted("pi", "running"),
+                    hosted("builtin", "x"),
+                ],
+            ),
+        );
+        assert_eq!(r.host_of("weather"), Some(("pi".into(), true)));
+        assert_eq!(r.host_of("pi"), None, "a host cannot host itself");
+        assert_eq!(
+            r.host_of("builtin"),
+            None,
+            "in-process plugins stay the kernel's"
+        );
+        let info = r.plugins().into_iter().find(|p| p.id == "weather").unwrap();
+        assert_eq!(
+            (info.kind.as_str(), info.state.as_str()),
+            ("hosted", "running")
+        );
+        assert_eq!(info.host.as_deref(), Some("pi"));
+
+        // Older than the host's session: ignored.
+        r.on_hosted("pi", report(9, vec![]));
+        assert!(r.host_of("weather").is_some());
+        // The host goes offline: its plugins' state is unknown.
+        r.on_status("pi", &PluginStatus::offline(10));
+        assert_eq!(r.host_of("weather"), Some(("pi".into(), false)));
+        let info = r.plugins().into_iter().find(|p| p.id == "weather").unwrap();
+        assert_eq!(info.state, "host offline");
+        // A new report without it: no longer hosted.
+        r.on_hosted("pi", report(11, vec![]));
+        assert_eq!(r.host_of("weather"), None);
     }
 
     #[test]

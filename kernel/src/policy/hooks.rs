@@ -41,9 +41,9 @@ impl KernelPolicy {
         match self.topics.parse(p.topic) {
             Some(Parsed::Call { caller, .. }) => caller == who.identity,
             Some(Parsed::Event { source, .. }) => source == who.identity && announces,
-            Some(Parsed::PluginStatus { id }) | Some(Parsed::PluginManifest { id }) => {
-                id == who.identity && announces
-            }
+            Some(Parsed::PluginStatus { id })
+            | Some(Parsed::PluginManifest { id })
+            | Some(Parsed::PluginHosted { id }) => id == who.identity && announces,
             Some(Parsed::StateSet { key }) => {
                 who.grants.as_ref().is_none_or(|g| g.may_write_state(key))
             }

@@ -43,7 +43,7 @@ use hcore_client::protocol::Topics;
 use crate::users::{Resolved, Role, Users};
 
 /// The kernel's client id.
-pub const KERNEL_ID: &str = "kernel";
+pub use hcore_client::protocol::KERNEL_ID;
 
 /// User property in which the broker records the publisher's role.
 pub const ROLE_PROPERTY: &str = "hc-role";

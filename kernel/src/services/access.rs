@@ -21,7 +21,12 @@ const READS: &[&str] = &[
 ];
 
 /// Methods only administrators (and the kernel) may call.
-const ADMIN_ONLY: &[&str] = &["plugins.start", "plugins.stop", "plugins.restart"];
+const ADMIN_ONLY: &[&str] = &[
+    "plugins.start",
+    "plugins.stop",
+    "plugins.restart",
+    "plugins.logs",
+];
 
 /// May a caller with `caller_role` call `method`?
 pub(super) fn check(caller_role: Option<&str>, method: &MethodName) -> Result<(), RpcError> {

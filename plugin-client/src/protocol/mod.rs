@@ -21,7 +21,7 @@ pub use messages::{
 pub use method::{MethodName, KERNEL_SERVICES};
 pub use names::{
     validate_event_name, validate_id, validate_name, validate_state_key, validate_storage_key,
-    NameError,
+    NameError, KERNEL_ID,
 };
 pub use topics::{Parsed, Topics, DEFAULT_ROOT};
 

@@ -14,6 +14,10 @@ impl fmt::Display for NameError {
 
 impl std::error::Error for NameError {}
 
+/// The kernel's identity (and client id): the caller of every command the hub passes on
+/// to a plugin host.
+pub const KERNEL_ID: &str = "kernel";
+
 fn err<T>(what: &str, why: &str) -> Result<T, NameError> {
     Err(NameError(format!("{what}: {why}")))
 }

@@ -21,6 +21,10 @@ pub enum Parsed<'a> {
     PluginManifest {
         id: &'a str,
     },
+    /// A plugin host's report on the plugins it runs.
+    PluginHosted {
+        id: &'a str,
+    },
     Event {
         source: &'a str,
         name: &'a str,
@@ -68,6 +72,11 @@ impl Topics {
 
     pub fn plugin_manifest(&self, id: &str) -> String {
         format!("{}/plugin/{id}/manifest", self.root)
+    }
+
+    /// Where a plugin host reports the plugins it runs (retained).
+    pub fn plugin_hosted(&self, id: &str) -> String {
+        format!("{}/plugin/{id}/hosted", self.root)
     }
 
     pub fn event(&self, source: &str, name: &str) -> String {
@@ -127,6 +136,7 @@ impl Topics {
                 match what {
                     "status" => Some(Parsed::PluginStatus { id }),
                     "manifest" => Some(Parsed::PluginManifest { id }),
+                    "hosted" => Some(Parsed::PluginHosted { id }),
                     _ => None,
                 }
             }
@@ -173,6 +183,10 @@ mod tests {
         assert_eq!(
             t.parse(&t.plugin_manifest("p")),
             Some(Parsed::PluginManifest { id: "p" })
+        );
+        assert_eq!(
+            t.parse(&t.plugin_hosted("pi")),
+            Some(Parsed::PluginHosted { id: "pi" })
         );
         assert_eq!(
             t.parse(&t.event("p", "a/b")),

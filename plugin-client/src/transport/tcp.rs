@@ -37,7 +37,8 @@ impl TcpOptions {
     /// Parses `mqtt://[user[:password]@]host[:port]` (or `host:port`, or `host`; default
     /// port 1883) and `mqtts://...` (TLS, default port 8883, trusting the system's CAs
     /// unless the query names files: `?ca=/etc/hcore/ca.pem&cert=..&key=..`). User name
-    /// and password are percent-decoded.
+    /// and password are percent-decoded. `?keep_alive=N`: seconds, 5 to 65535 (default 30);
+    /// `?version=5|3.1.1`.
     pub fn from_url(url: &str) -> Result<TcpOptions, ClientError> {
         let bad = |why: &str| ClientError::Connect(format!("broker URL {url:?}: {why}"));
         let full = if url.contains("://") {
@@ -52,7 +53,17 @@ impl TcpOptions {
             _ => return Err(bad("the scheme must be mqtt:// or mqtts://")),
         };
         let mut version = None;
+        let mut keep_alive = Duration::from_secs(30);
         for (name, value) in parsed.query_pairs() {
+            if name == "keep_alive" {
+                let secs = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| (5..=65_535).contains(s))
+                    .ok_or_else(|| bad("keep_alive is seconds, 5 to 65535"))?;
+                keep_alive = Duration::from_secs(secs);
+                continue;
+            }
             if name == "version" {
                 version = Some(match value.as_ref() {
                     "5" => MqttVersion::V5,
@@ -70,7 +81,11 @@ impl TcpOptions {
                 "ca" => &mut t.ca,
                 "cert" => &mut t.cert,
                 "key" => &mut t.key,
-                other => return Err(bad(&format!("unknown parameter {other:?} (ca, cert, key)"))),
+                other => {
+                    return Err(bad(&format!(
+                        "unknown parameter {other:?} (version, keep_alive; ca, cert, key)"
+                    )))
+                }
             };
             *slot = Some(value.into_owned().into());
         }
@@ -95,7 +110,7 @@ impl TcpOptions {
             port: parsed
                 .port()
                 .unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
-            keep_alive: Duration::from_secs(30),
+            keep_alive,
             username,
             password,
             tls,
@@ -144,6 +159,9 @@ mod tests {
         let o = TcpOptions::from_url("mqtt://hub?version=3.1.1").unwrap();
         assert_eq!(o.version, Some(MqttVersion::V311));
         assert!(TcpOptions::from_url("mqtt://hub?version=6").is_err());
+        let o = TcpOptions::from_url("mqtt://hub?keep_alive=5").unwrap();
+        assert_eq!(o.keep_alive.as_secs(), 5);
+        assert!(TcpOptions::from_url("mqtt://hub?keep_alive=1").is_err());
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod kernel;
 mod keys;
+mod logs;
 mod plugins;
 mod registry;
 mod state;
@@ -20,8 +21,10 @@ use super::messages::ErrorCode;
 
 pub use kernel::{KernelInfo, KernelInfoResult};
 pub use keys::{StateKey, StorageKey};
+pub use logs::{LogRing, DEFAULT_LOG_LINES, MAX_LINE_BYTES};
 pub use plugins::{
-    PluginInfo, PluginList, PluginState, PluginsList, PluginsRestart, PluginsStart, PluginsStop,
+    HostedPlugin, HostedReport, LogLine, PluginInfo, PluginList, PluginLogs, PluginState,
+    PluginsList, PluginsLogs, PluginsRestart, PluginsStart, PluginsStop,
 };
 pub use registry::{
     Registered, RegistryList, RegistryRegister, RegistryUnregister, Services, Unregistered,
@@ -84,6 +87,7 @@ kernel_methods!(
     PluginsStart,
     PluginsStop,
     PluginsRestart,
+    PluginsLogs,
     KernelInfo,
 );
 

@@ -53,6 +53,10 @@ fn transport_error(e: impl std::fmt::Display) -> ClientError {
     ClientError::Transport(e.to_string())
 }
 
+/// Most QoS 1 publishes in flight on one connection (the broker's receive maximum, if
+/// smaller, wins).
+const MAX_INFLIGHT: u16 = 256;
+
 /// The client and its event loop for `version`, not yet connected.
 pub(super) fn open(
     id: &str,
@@ -73,6 +77,10 @@ pub(super) fn open(
             m.set_keep_alive(keep_alive);
             m.set_clean_start(true);
             m.set_max_packet_size(Some(16 * 1024 * 1024));
+            // rumqttc preallocates a slot per possible in-flight publish: 65,536 of them
+            // (13 MB per client) unless capped. Brokers allow far fewer (hcore 100,
+            // mosquitto 20 by default), and the smaller limit is used.
+            m.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
             if let Some(u) = &o.username {
                 m.set_credentials(u.clone(), password);
             }

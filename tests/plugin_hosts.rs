@@ -166,12 +166,7 @@ async fn hosts_on_two_pis_are_managed_from_the_hub() {
         ),
     )
     .unwrap();
-    let mut run = hcore();
-    run.args(["run", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data);
-    let (_hub, local) = spawn_with(run).await;
+    let (_hub, local) = spawn_configured(&config, &data).await;
     // On loopback the CLI-style client is an administrator.
     let admin = Client::connect(&local, ClientOptions::new("admin-test").quiet())
         .await

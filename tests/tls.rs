@@ -63,12 +63,7 @@ async fn a_plugin_on_the_lan_is_called_by_the_cli_over_tls() {
         ),
     )
     .unwrap();
-    let mut run = hcore();
-    run.args(["run", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data);
-    let (_hcore, _local) = spawn_with(run).await;
+    let (_hcore, _local) = spawn_configured(&config, &data).await;
 
     // The plugin, on the other machine, with its own user, over TLS.
     let plugin_url = format!("mqtts://weather:w3ather@{hub}:{port}?ca={}", p("ca.pem"));

@@ -43,7 +43,7 @@ pub use client::{Announce, Client, ClientOptions, OnConnect};
 pub use context::{current_parent, with_parent};
 pub use error::ClientError;
 pub use handlers::Call;
-pub use plugin::{run_remote, Plugin, PluginError};
+pub use plugin::{run_remote, shutdown_signal, Plugin, PluginError};
 pub use protocol::commands::{CasResult, Item, Page, SetResult, StateItem};
 pub use protocol::{ErrorCode, Manifest, RpcError};
 pub use routes::{IncomingEvent, InlineHandler, Subscription};

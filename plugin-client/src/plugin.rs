@@ -71,7 +71,9 @@ pub async fn run_remote<P: Plugin>(mut plugin: P, url: &str) -> Result<(), Clien
     result.and(stop).and(unload)
 }
 
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM: when a plugin program (or any hcore program) should
+/// stop cleanly.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

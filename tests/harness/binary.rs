@@ -49,6 +49,17 @@ pub async fn spawn_hcore(data: &std::path::Path) -> (Child, String) {
     spawn_with(c).await
 }
 
+/// Starts `hcore run --config <config> --data-dir <data>`; returns the process and the
+/// MQTT URL of its first listener.
+pub async fn spawn_configured(config: &std::path::Path, data: &std::path::Path) -> (Child, String) {
+    let mut run = hcore();
+    run.args(["run", "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data);
+    spawn_with(run).await
+}
+
 /// Spawns a prepared `hcore run` command and waits until it serves.
 pub async fn spawn_with(mut c: Command) -> (Child, String) {
     let mut child = c

@@ -76,7 +76,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     for id in kernel.plugins().ids() {
         tracing::info!(plugin = %id, "in-process plugin loaded");
     }
-    shutdown_signal().await;
+    hcore_client::shutdown_signal().await;
     tracing::info!("shutting down: stopping plugins, answering calls in flight, finishing writes, then the broker");
     hub.shutdown().await;
     Ok(())
@@ -89,21 +89,6 @@ fn warn_if_open(binds: &[SocketAddr]) {
                 addr = %b,
                 "listening beyond loopback with anonymous access: any client on the network can connect"
             );
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

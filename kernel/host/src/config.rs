@@ -239,6 +239,14 @@ mod tests {
     }
 
     #[test]
+    fn the_deploy_example_parses() {
+        let c = parse(include_str!("../../../deploy/host.toml")).unwrap();
+        assert_eq!(c.identity(), "pi-garden");
+        assert_eq!(c.plugins.len(), 3);
+        assert!(!c.plugins[2].autostart);
+    }
+
+    #[test]
     fn mistakes_are_refused_with_the_reason() {
         let base = "[host]\nbroker = \"mqtt://hub\"\n";
         for (extra, why) in [

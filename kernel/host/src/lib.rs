@@ -137,15 +137,15 @@ fn program(config: &HostConfig, p: &config::PluginConfig) -> Program {
     }
 }
 
-/// The hub's URL as a plugin uses it: its own user name and password, the host's
-/// keep-alive.
+/// The hub's URL as a plugin uses it: its own user name and password (none on a
+/// listener that takes anonymous clients), the host's keep-alive.
 fn plugin_url(config: &HostConfig, p: &config::PluginConfig) -> String {
     let url = with_keep_alive(&config.host.broker, config.host.keep_alive_secs);
-    let Ok(mut parsed) = url::Url::parse(&url) else {
+    let (Ok(mut parsed), Some(password)) = (url::Url::parse(&url), &p.password) else {
         return url;
     };
     let _ = parsed.set_username(&p.id);
-    let _ = parsed.set_password(p.password.as_deref());
+    let _ = parsed.set_password(Some(password));
     parsed.to_string()
 }
 

@@ -40,23 +40,8 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => fail(&format!("cannot start the async runtime: {e}")),
     };
-    if let Err(e) = runtime.block_on(hcore_host::run(config, shutdown_signal())) {
+    if let Err(e) = runtime.block_on(hcore_host::run(config, hcore_client::shutdown_signal())) {
         fail(&e.to_string());
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }
 

@@ -207,8 +207,9 @@ impl Registry {
     }
 
     /// Applies a plugin host's report: the plugins it lists are its; plugins it listed
-    /// before and no longer does are not. In-process plugins and the host itself cannot
-    /// be hosted; a report older than the host's session is ignored.
+    /// before and no longer does are not (and are forgotten if only the report made
+    /// them known). In-process plugins, the host itself and plugins another online host
+    /// runs cannot be claimed; a report older than the host's session is ignored.
     pub fn on_hosted(&mut self, host: &str, report: HostedReport) {
         if report.session < self.plugins.get(host).map_or(0, |h| h.session) {
             return;
@@ -219,7 +220,15 @@ impl Registry {
             }
         }
         for p in report.plugins.into_iter().take(MAX_HOSTED) {
-            if p.id == host {
+            let taken = self
+                .host_of(&p.id)
+                .is_some_and(|(other, online)| other != host && online);
+            if p.id == host || taken {
+                tracing::warn!(
+                    host,
+                    plugin = p.id,
+                    "host report claims a plugin it cannot run; ignored"
+                );
                 continue;
             }
             let entry = self.plugin(&p.id, Kind::Remote);
@@ -227,6 +236,14 @@ impl Registry {
                 entry.hosted = Some((host.to_string(), p));
             }
         }
+        // Entries only a report made (never online, no manifest) go with the report.
+        self.plugins.retain(|_, e| {
+            e.hosted.is_some()
+                || e.kind == Kind::InProcess
+                || e.session > 0
+                || e.online
+                || e.manifest != Manifest::default()
+        });
     }
 
     /// The host that runs `id`, and whether that host is online.
@@ -364,9 +381,42 @@ mod tests {
         assert_eq!(r.host_of("weather"), Some(("pi".into(), false)));
         let info = r.plugins().into_iter().find(|p| p.id == "weather").unwrap();
         assert_eq!(info.state, "host offline");
-        // A new report without it: no longer hosted.
+        // A new report without it: no longer hosted, and forgotten (it never connected).
         r.on_hosted("pi", report(11, vec![]));
         assert_eq!(r.host_of("weather"), None);
+        assert!(r.plugins().iter().all(|p| p.id != "weather"));
+    }
+
+    #[test]
+    fn a_host_cannot_claim_what_another_online_host_runs() {
+        let mut r = Registry::default();
+        r.on_status("pi-a", &PluginStatus::online(1));
+        r.on_status("pi-b", &PluginStatus::online(1));
+        r.on_hosted(
+            "pi-a",
+            HostedReport {
+                session: 1,
+                plugins: vec![hosted("lamp", "running")],
+            },
+        );
+        r.on_hosted(
+            "pi-b",
+            HostedReport {
+                session: 1,
+                plugins: vec![hosted("lamp", "running")],
+            },
+        );
+        assert_eq!(r.host_of("lamp"), Some(("pi-a".into(), true)));
+        // Once pi-a is gone, pi-b may run it.
+        r.on_status("pi-a", &PluginStatus::offline(1));
+        r.on_hosted(
+            "pi-b",
+            HostedReport {
+                session: 1,
+                plugins: vec![hosted("lamp", "running")],
+            },
+        );
+        assert_eq!(r.host_of("lamp"), Some(("pi-b".into(), true)));
     }
 
     #[test]

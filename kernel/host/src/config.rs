@@ -81,6 +81,9 @@ pub struct PluginConfig {
     /// The plugin's password on the hub (its user name is its id).
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,
+    /// Or a client certificate (CN = its id) and key, on an `mqtts://` hub.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
     #[serde(default)]
     pub restart: Restart,
     /// Start with the host (default true).
@@ -160,6 +163,15 @@ impl HostConfig {
             }
             if p.command.trim().is_empty() {
                 return Err(format!("[[plugin]] {}: command is empty", p.id));
+            }
+            if p.cert.is_some() != p.key.is_some() {
+                return Err(format!("[[plugin]] {}: cert and key go together", p.id));
+            }
+            if p.cert.is_some() && !self.host.broker.starts_with("mqtts://") {
+                return Err(format!(
+                    "[[plugin]] {}: a client certificate needs an mqtts:// broker",
+                    p.id
+                ));
             }
             if p.env.keys().any(|k| k.starts_with("HCORE_")) {
                 return Err(format!(
@@ -256,6 +268,11 @@ mod tests {
             ("[[plugin]]\nid = \"a\"\ncommand = \"x\"\nenv = { HCORE_URL = \"x\" }\n", "set by the host"),
             ("[[plugin]]\nid = \"a\"\ncommand = \"x\"\ncomand = \"y\"\n", "unknown field"),
             ("[[plugin]]\nid = \"hcore-host\"\ncommand = \"x\"\n", "host's own identity"),
+            ("[[plugin]]\nid = \"a\"\ncommand = \"x\"\ncert = \"a.pem\"\n", "go together"),
+            (
+                "[[plugin]]\nid = \"a\"\ncommand = \"x\"\ncert = \"a.pem\"\nkey = \"a.key\"\n",
+                "needs an mqtts://",
+            ),
         ] {
             let e = parse(&format!("{base}{extra}")).unwrap_err();
             assert!(e.contains(why), "{extra}: {e}");

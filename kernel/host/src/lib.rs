@@ -123,6 +123,10 @@ fn program(config: &HostConfig, p: &config::PluginConfig) -> Program {
     if let Some(pw) = &p.password {
         env.push(("HCORE_PASSWORD".into(), pw.clone()));
     }
+    if let (Some(cert), Some(key)) = (&p.cert, &p.key) {
+        env.push(("HCORE_CERT".into(), cert.display().to_string()));
+        env.push(("HCORE_KEY".into(), key.display().to_string()));
+    }
     Program {
         id: p.id.clone(),
         command: p.command.clone(),
@@ -137,15 +141,24 @@ fn program(config: &HostConfig, p: &config::PluginConfig) -> Program {
     }
 }
 
-/// The hub's URL as a plugin uses it: its own user name and password (none on a
-/// listener that takes anonymous clients), the host's keep-alive.
+/// The hub's URL as a plugin uses it: its own user name and password, or client
+/// certificate (neither on a listener that takes anonymous clients), the host's
+/// keep-alive.
 fn plugin_url(config: &HostConfig, p: &config::PluginConfig) -> String {
     let url = with_keep_alive(&config.host.broker, config.host.keep_alive_secs);
-    let (Ok(mut parsed), Some(password)) = (url::Url::parse(&url), &p.password) else {
+    let Ok(mut parsed) = url::Url::parse(&url) else {
         return url;
     };
-    let _ = parsed.set_username(&p.id);
-    let _ = parsed.set_password(Some(password));
+    if let Some(password) = &p.password {
+        let _ = parsed.set_username(&p.id);
+        let _ = parsed.set_password(Some(password));
+    }
+    if let (Some(cert), Some(key)) = (&p.cert, &p.key) {
+        parsed
+            .query_pairs_mut()
+            .append_pair("cert", &cert.display().to_string())
+            .append_pair("key", &key.display().to_string());
+    }
     parsed.to_string()
 }
 
@@ -190,5 +203,18 @@ mod tests {
             with_keep_alive("hub:1884?keep_alive=7", 30),
             "mqtt://hub:1884?keep_alive=7"
         );
+        // Without a password (anonymous on loopback) no user name either; or a
+        // client certificate instead.
+        let mut anonymous = config.plugins[0].clone();
+        anonymous.password = None;
+        assert!(!plugin_url(&config, &anonymous).contains('@'));
+        let mut with_cert = anonymous.clone();
+        with_cert.cert = Some("/etc/hcore/weather.pem".into());
+        with_cert.key = Some("/etc/hcore/weather.key".into());
+        let url = plugin_url(&config, &with_cert);
+        let o = hcore_client::transport::TcpOptions::from_url(&url).unwrap();
+        assert_eq!(o.username, None);
+        let cert = o.tls.unwrap().cert.unwrap();
+        assert_eq!(cert.to_str(), Some("/etc/hcore/weather.pem"));
     }
 }

@@ -386,3 +386,109 @@ async fn listening_beyond_loopback_warns_about_anonymous_access() {
     assert!(warned, "no warning about anonymous access on 0.0.0.0");
     let _ = child.kill().await;
 }
+
+/// `hcore run --plugin devices` with a Zigbee2MQTT bridge (simulated, real formats):
+/// `hcore devices list|get|set`, and a state command published with `hcore pub`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_commands() {
+    init_tracing();
+    let dir = TempDir::new();
+    let mut run = hcore();
+    run.args([
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--plugin",
+        "devices",
+        "--data-dir",
+    ])
+    .arg(&dir.0);
+    let (mut run, url) = spawn_with(run).await;
+    let bridge = Client::connect(&url, ClientOptions::new("z2m-sim").quiet())
+        .await
+        .unwrap();
+    let lamp = json!([{"ieee_address": "0x000b57fffec6a5b2", "type": "Router", "friendly_name": "hall_lamp",
+        "definition": {"model": "LED1545G12", "vendor": "IKEA", "exposes": [{"type": "light", "features": [
+            {"type": "binary", "name": "state", "property": "state", "access": 7, "value_on": "ON", "value_off": "OFF"}]}]}}]);
+    let mut sets = bridge.subscribe("zigbee2mqtt/hall_lamp/set").await.unwrap();
+    // The bridge applies each /set and reports the new state, as Zigbee2MQTT does.
+    let b = bridge.clone();
+    let answering = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(m) = sets.next().await {
+            seen.push(String::from_utf8_lossy(&m.payload).into_owned());
+            b.publish_raw("zigbee2mqtt/hall_lamp", m.payload.clone(), false)
+                .await
+                .unwrap();
+            if seen.len() == 2 {
+                return seen;
+            }
+        }
+        seen
+    });
+    wait_registered(&bridge, "devices.list", "devices").await;
+    bridge
+        .publish_raw(
+            "zigbee2mqtt/bridge/devices",
+            lamp.to_string().into_bytes(),
+            true,
+        )
+        .await
+        .unwrap();
+    bridge
+        .publish_raw("zigbee2mqtt/hall_lamp", r#"{"state":"OFF"}"#, false)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let o = cli(&url, &["devices", "list"]).await;
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if text.contains("hall_lamp") && text.contains("online") {
+            assert!(text.starts_with("ID"), "{text}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never listed: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let o = cli(&url, &["devices", "set", "hall_lamp", r#"{"state": "on"}"#]).await;
+    let out = stdout_json(&o);
+    assert_eq!(
+        (out["status"].as_str(), out["confirmed"].as_bool()),
+        (Some("done"), Some(true)),
+        "{out}"
+    );
+    let o = cli(
+        &url,
+        &[
+            "pub",
+            "hc/state/devices/hall_lamp/set",
+            r#"{"state": "OFF"}"#,
+        ],
+    )
+    .await;
+    assert!(o.status.success());
+    let seen = tokio::time::timeout(WAIT, answering)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, [r#"{"state":"ON"}"#, r#"{"state":"OFF"}"#]);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let got = stdout_json(&cli(&url, &["devices", "get", "hall_lamp"]).await);
+        if got["reported"]["state"] == "OFF" {
+            assert_eq!(got["properties"]["state"]["settable"], true);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{got}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    one_line_error(
+        &cli(&url, &["devices", "set", "hall_lamp", r#"{"colour": 1}"#]).await,
+        2,
+        "no property colour",
+    );
+    let _ = run.kill().await;
+}

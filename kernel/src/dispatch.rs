@@ -188,6 +188,9 @@ impl Core {
         if let Err(e) = validate_state_key(key) {
             return warn(&e.to_string());
         }
+        if let Some(owner) = self.services.calls.registry().state_command_owner(key) {
+            return tracing::debug!(key, owner, "state command handled by its plugin");
+        }
         let write = if m.payload.is_empty() {
             StateWrite::Delete { expected: None }
         } else {

@@ -22,6 +22,9 @@ pub struct Settings {
     pub broker_ca: Option<PathBuf>,
     pub broker: BrokerConfig,
     pub kernel: KernelConfig,
+    /// Settings of bundled plugins, by plugin name (`[plugin.devices]`); each plugin
+    /// reads its own section.
+    pub plugin: std::collections::BTreeMap<String, toml::Table>,
 }
 
 impl Settings {

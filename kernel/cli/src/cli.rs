@@ -37,6 +37,9 @@ pub enum Command {
     Storage(StorageArgs),
     /// List, start and stop plugins.
     Plugins(PluginsArgs),
+    /// The devices the devices plugin knows (Zigbee2MQTT, Home Assistant discovery,
+    /// Tasmota): list them, read one, command one.
+    Devices(DevicesArgs),
     /// Manage who may connect with a user name and password (the users files in the data
     /// directory; a running hcore picks up changes at once).
     Users(UsersArgs),
@@ -199,6 +202,35 @@ pub enum StorageOp {
     Set { key: String, value: String },
     Delete { key: String },
     List { prefix: Option<String> },
+}
+
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    #[command(flatten)]
+    pub conn: Conn,
+    #[command(subcommand)]
+    pub op: DevicesOp,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevicesOp {
+    /// Every device: id, availability, last seen, name, sources.
+    List {
+        /// The whole list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One device: what it is, its properties and what it reported.
+    Get { id: String },
+    /// Ask a device for new values, e.g. `set lamp '{"state": "ON", "brightness": 200}'`;
+    /// says whether the device confirmed them.
+    Set {
+        id: String,
+        properties: String,
+        /// How long to wait for the device's confirmation, milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        wait_ms: u64,
+    },
 }
 
 #[derive(Debug, Args)]

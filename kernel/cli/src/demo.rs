@@ -58,7 +58,7 @@ async fn run_demo(args: &DemoArgs, dir: &std::path::Path) -> Result<(), String> 
         },
         ..Settings::default()
     };
-    let example = crate::run::bundled("example").ok_or("example plugin missing")?;
+    let example = crate::run::bundled("example", None)?;
     let hub = Hub::start(&settings, vec![("example".into(), example)])
         .await
         .map_err(|e| e.to_string())?;

@@ -4,6 +4,7 @@ mod certs;
 mod cli;
 mod commands;
 mod demo;
+mod devices;
 mod run;
 mod sub;
 mod users;
@@ -41,6 +42,7 @@ fn main() {
             cli::Command::State(args) => commands::state(args).await,
             cli::Command::Storage(args) => commands::storage(args).await,
             cli::Command::Plugins(args) => commands::plugins(args).await,
+            cli::Command::Devices(args) => devices::devices(args).await,
             cli::Command::Users(args) => users::users(args).map_err(Failure::from),
             cli::Command::Export(args) => users::export(args).map_err(Failure::from),
             cli::Command::Certs(args) => certs::certs(args).map_err(Failure::from),

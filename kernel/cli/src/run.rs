@@ -11,13 +11,25 @@ use hcore_kernel::{Hub, PluginFactory};
 use crate::cli::RunArgs;
 use hcore_kernel::settings::{default_data_dir, Settings};
 
-/// The plugins this binary can load in-process, by name.
-pub fn bundled(name: &str) -> Option<PluginFactory> {
+/// The plugins this binary can load in-process, by name, with their `[plugin.<name>]`
+/// settings.
+pub fn bundled(name: &str, settings: Option<&toml::Table>) -> Result<PluginFactory, String> {
+    let section = settings.cloned().unwrap_or_default();
     match name {
-        hcore_example_plugin::ID => Some(Arc::new(|| {
+        hcore_example_plugin::ID => Ok(Arc::new(|| {
             Box::new(hcore_example_plugin::ExamplePlugin::new())
         })),
-        _ => None,
+        hcore_devices_plugin::ID => {
+            let config: hcore_devices_plugin::DevicesConfig = section
+                .try_into()
+                .map_err(|e| format!("[plugin.devices]: {e}"))?;
+            Ok(Arc::new(move || {
+                Box::new(hcore_devices_plugin::DevicesPlugin::new(config.clone()))
+            }))
+        }
+        _ => Err(format!(
+            "unknown plugin {name:?} (bundled: example, devices)"
+        )),
     }
 }
 
@@ -61,8 +73,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     settings.plugins.extend(args.plugin);
     let mut plugins = Vec::new();
     for name in &settings.plugins {
-        let factory =
-            bundled(name).ok_or_else(|| format!("unknown plugin {name:?} (bundled: example)"))?;
+        let factory = bundled(name, settings.plugin.get(name))?;
         plugins.push((name.clone(), factory));
     }
     if settings.broker_url.is_none() {

@@ -8,6 +8,9 @@ use hcore_client::protocol::commands::{HostedPlugin, HostedReport, PluginInfo, S
 use hcore_client::protocol::{Manifest, MethodName, PluginStatus, RpcError};
 use hcore_client::ErrorCode;
 
+/// `state_commands` filters read from one manifest; more are ignored.
+const MAX_STATE_COMMANDS: usize = 64;
+
 /// Plugins one host's report may list; more are ignored.
 const MAX_HOSTED: usize = 256;
 
@@ -246,6 +249,20 @@ impl Registry {
         });
     }
 
+    /// The online plugin that handles `<root>/state/<key>/set` itself (its manifest's
+    /// `state_commands`), if any.
+    pub fn state_command_owner(&self, key: &str) -> Option<&str> {
+        self.plugins.iter().find_map(|(id, p)| {
+            let claims = p.online
+                && p.manifest
+                    .state_commands
+                    .iter()
+                    .take(MAX_STATE_COMMANDS)
+                    .any(|f| hcore_client::protocol::filter_matches(f, key));
+            claims.then_some(id.as_str())
+        })
+    }
+
     /// The host that runs `id`, and whether that host is online.
     pub fn host_of(&self, id: &str) -> Option<(String, bool)> {
         let (host, _) = self.plugins.get(id)?.hosted.as_ref()?;
@@ -385,6 +402,29 @@ mod tests {
         r.on_hosted("pi", report(11, vec![]));
         assert_eq!(r.host_of("weather"), None);
         assert!(r.plugins().iter().all(|p| p.id != "weather"));
+    }
+
+    #[test]
+    fn an_online_plugin_owns_the_state_commands_its_manifest_names() {
+        let mut r = Registry::default();
+        r.on_manifest(
+            "devices",
+            Manifest {
+                state_commands: vec!["devices/+".into()],
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            r.state_command_owner("devices/lamp"),
+            None,
+            "not online yet"
+        );
+        r.on_status("devices", &PluginStatus::online(1));
+        assert_eq!(r.state_command_owner("devices/lamp"), Some("devices"));
+        assert_eq!(r.state_command_owner("devices/lamp/extra"), None);
+        assert_eq!(r.state_command_owner("thermostat/target"), None);
+        r.on_status("devices", &PluginStatus::offline(1));
+        assert_eq!(r.state_command_owner("devices/lamp"), None);
     }
 
     #[test]

@@ -233,6 +233,11 @@ pub struct Manifest {
     pub services: Vec<String>,
     #[serde(default)]
     pub events: Vec<String>,
+    /// State keys (MQTT filters on the key, e.g. `devices/+`) whose command topic
+    /// `<root>/state/<key>/set` this plugin handles: the kernel does not write those keys
+    /// from it (a desired value is not a reported one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_commands: Vec<String>,
 }
 
 #[cfg(test)]

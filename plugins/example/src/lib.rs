@@ -41,6 +41,7 @@ impl Plugin for ExamplePlugin {
             description: "Greets, counts greetings in state, keeps its greeting in storage".into(),
             services: Vec::new(),
             events: vec!["example/greeted".into()],
+            ..Manifest::default()
         }
     }
 

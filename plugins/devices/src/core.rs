@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use hcore_client::{with_parent, Client, Message};
+use hcore_client::{with_parent, Client, InlineHandler, Message};
 use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -21,7 +21,9 @@ pub const MAX_WAITERS: usize = 1000;
 
 pub enum Effect {
     Event(&'static str, Value),
-    Store(String, Option<Known>),
+    Store(String, Option<Box<Known>>),
+    /// A topic discovery named (a Home Assistant entity's state topic).
+    Subscribe(String),
 }
 
 pub struct Waiter {
@@ -65,14 +67,24 @@ impl Core {
             Arc::downgrade(&core),
             core.dirty.clone(),
         ));
-        tokio::spawn(apply_effects(client.clone(), rx));
+        let weak = Arc::downgrade(&core);
+        let handler: InlineHandler = Arc::new(move |m| {
+            if let Some(core) = weak.upgrade() {
+                core.on_message(m);
+            }
+        });
+        tokio::spawn(apply_effects(client.clone(), rx, handler));
         core.dirty.notify_one();
         core
     }
 
     /// One message from a source topic.
     pub fn on_message(&self, m: &Message) {
-        let updates = lock(&self.sources).parse(&m.topic, &m.payload);
+        let parsed = lock(&self.sources).parse(&m.topic, &m.payload);
+        for topic in parsed.subscribe {
+            self.effect(Effect::Subscribe(topic));
+        }
+        let updates = parsed.updates;
         if updates.is_empty() {
             return;
         }
@@ -94,7 +106,7 @@ impl Core {
             self.dirty.notify_one();
         }
         for (id, known) in stored {
-            self.effect(Effect::Store(id, known));
+            self.effect(Effect::Store(id, known.map(Box::new)));
         }
         for id in changes.added {
             self.effect(Effect::Event("added", json!({ "id": id })));
@@ -174,7 +186,7 @@ async fn write_state(client: Client, core: std::sync::Weak<Core>, dirty: Arc<Not
     }
 }
 
-async fn apply_effects(client: Client, mut rx: mpsc::Receiver<Effect>) {
+async fn apply_effects(client: Client, mut rx: mpsc::Receiver<Effect>, handler: InlineHandler) {
     while let Some(e) = rx.recv().await {
         let outcome = match e {
             Effect::Event(name, data) => client.publish_event(name, data).await.map(|_| ()),
@@ -192,6 +204,7 @@ async fn apply_effects(client: Client, mut rx: mpsc::Receiver<Effect>) {
                 .delete(&format!("device/{id}"))
                 .await
                 .map(|_| ()),
+            Effect::Subscribe(topic) => client.subscribe_inline(&topic, handler.clone()).await,
         };
         if let Err(e) = outcome {
             tracing::warn!("devices: {e}");

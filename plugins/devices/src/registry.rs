@@ -9,7 +9,7 @@ use hcore_client::protocol::now_ms;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::{Availability, Device, DeviceState, DeviceWithState};
+use crate::model::{Availability, Device, DeviceState, DeviceWithState, Property};
 use crate::sources::{Description, Local, Route, Update};
 
 /// Most devices one plugin keeps.
@@ -26,6 +26,22 @@ pub struct Known {
     pub locals: Vec<Local>,
     pub aliases: Vec<String>,
     pub routes: BTreeMap<String, Route>,
+    /// What each source says the properties are; the device's are their union, the
+    /// preferred source's description winning.
+    #[serde(default)]
+    pub properties: BTreeMap<String, BTreeMap<String, Property>>,
+}
+
+impl Known {
+    fn merge_properties(&mut self) {
+        let mut merged = BTreeMap::new();
+        for source in &self.device.sources {
+            for (name, p) in self.properties.get(source).into_iter().flatten() {
+                merged.entry(name.clone()).or_insert_with(|| p.clone());
+            }
+        }
+        self.device.properties = merged;
+    }
 }
 
 struct Entry {
@@ -128,6 +144,7 @@ impl Registry {
                     locals: Vec::new(),
                     aliases: Vec::new(),
                     routes: BTreeMap::new(),
+                    properties: BTreeMap::new(),
                 };
                 self.devices.insert(
                     id.clone(),
@@ -173,12 +190,9 @@ impl Registry {
             k.device.name = d.name;
             k.device.manufacturer = d.manufacturer.or(k.device.manufacturer.take());
             k.device.model = d.model.or(k.device.model.take());
-            k.device.properties.extend(d.properties);
-        } else {
-            for (name, p) in d.properties {
-                k.device.properties.entry(name).or_insert(p);
-            }
         }
+        k.properties.insert(source.clone(), d.properties);
+        k.merge_properties();
         k.routes.insert(source, d.route);
         if before != serde_json::to_value(&e.known).ok() {
             changes.described.push(id);
@@ -256,7 +270,9 @@ impl Registry {
         };
         e.known.locals.retain(|l| l != local);
         e.known.routes.remove(&local.source);
+        e.known.properties.remove(&local.source);
         e.known.device.sources.retain(|s| s != &local.source);
+        e.known.merge_properties();
         if e.known.locals.is_empty() {
             let e = self.devices.remove(&id).expect("present");
             for a in e.known.aliases {

@@ -3,7 +3,9 @@
 //! topic, a Home Assistant discovery id), and knows how to say a desired change in the
 //! device's own terms (`Route`). The registry maps local names to hcore devices.
 
+pub mod ha;
 pub mod tasmota;
+pub mod template;
 pub mod z2m;
 
 use std::collections::BTreeMap;
@@ -66,15 +68,11 @@ pub struct Description {
 pub enum Route {
     /// One JSON object of properties on a `/set` topic (Zigbee2MQTT).
     JsonSet { topic: String },
-    /// One topic per property, the value as plain text (Tasmota `cmnd/<t>/POWER`, Home
-    /// Assistant command topics); binary values translated to the device's payloads.
+    /// A command topic per property (Tasmota `cmnd/<t>/POWER`, Home Assistant command
+    /// topics): the value as plain text, or, for properties with a `json_key`, one JSON
+    /// object per topic (a Home Assistant JSON-schema light).
     PerProperty {
         topics: BTreeMap<String, PlainCommand>,
-    },
-    /// A Home Assistant JSON-schema light: one JSON object on its command topic.
-    JsonCommand {
-        topic: String,
-        properties: Vec<String>,
     },
 }
 
@@ -82,6 +80,17 @@ pub enum Route {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlainCommand {
     pub topic: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_key: Option<String>,
+}
+
+impl PlainCommand {
+    pub fn plain(topic: impl Into<String>) -> PlainCommand {
+        PlainCommand {
+            topic: topic.into(),
+            json_key: None,
+        }
+    }
 }
 
 impl Route {
@@ -90,27 +99,39 @@ impl Route {
         match self {
             Route::JsonSet { .. } => true,
             Route::PerProperty { topics } => props.keys().all(|k| topics.contains_key(k)),
-            Route::JsonCommand { properties, .. } => props.keys().all(|k| properties.contains(k)),
         }
     }
 
     /// The messages that ask the device for `props` (already checked and translated).
     pub fn command(&self, props: &Map<String, Value>) -> Vec<Sent> {
         match self {
-            Route::JsonSet { topic } | Route::JsonCommand { topic, .. } => vec![Sent {
+            Route::JsonSet { topic } => vec![Sent {
                 topic: topic.clone(),
                 payload: Value::Object(props.clone()).to_string(),
             }],
-            Route::PerProperty { topics } => props
-                .iter()
-                .filter_map(|(k, v)| {
-                    let c = topics.get(k)?;
-                    Some(Sent {
-                        topic: c.topic.clone(),
-                        payload: plain(v),
-                    })
-                })
-                .collect(),
+            Route::PerProperty { topics } => {
+                let mut plain = Vec::new();
+                let mut json: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+                for (k, v) in props {
+                    let Some(c) = topics.get(k) else { continue };
+                    match &c.json_key {
+                        Some(key) => {
+                            json.entry(&c.topic)
+                                .or_default()
+                                .insert(key.clone(), v.clone());
+                        }
+                        None => plain.push(Sent {
+                            topic: c.topic.clone(),
+                            payload: self::plain(v),
+                        }),
+                    }
+                }
+                plain.extend(json.into_iter().map(|(topic, o)| Sent {
+                    topic: topic.to_string(),
+                    payload: Value::Object(o).to_string(),
+                }));
+                plain
+            }
         }
     }
 }
@@ -155,22 +176,35 @@ pub fn online_payload(payload: &[u8], online: &str, offline: &str) -> Option<boo
 /// The sources the configuration turns on.
 pub struct Sources {
     z2m: Option<z2m::Z2m>,
+    ha: Option<ha::Ha>,
     tasmota: Option<tasmota::Tasmota>,
+}
+
+/// What the sources made of one message.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub updates: Vec<Update>,
+    /// Topics discovery named that are not read yet.
+    pub subscribe: Vec<String>,
 }
 
 impl Sources {
     pub fn new(config: &crate::config::DevicesConfig) -> Sources {
         Sources {
             z2m: (!config.zigbee2mqtt.is_empty()).then(|| z2m::Z2m::new(&config.zigbee2mqtt)),
+            ha: (!config.homeassistant.is_empty()).then(|| ha::Ha::new(&config.homeassistant)),
             tasmota: config.tasmota.then(tasmota::Tasmota::default),
         }
     }
 
-    /// Every topic filter the sources read.
+    /// Every topic filter the sources read from the start.
     pub fn filters(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(z) = &self.z2m {
             out.extend(z.filters());
+        }
+        if let Some(h) = &self.ha {
+            out.extend(h.filters());
         }
         if let Some(t) = &self.tasmota {
             out.extend(t.filters());
@@ -178,13 +212,20 @@ impl Sources {
         out
     }
 
-    pub fn parse(&mut self, topic: &str, payload: &[u8]) -> Vec<Update> {
+    /// Every source that reads `topic` gets the message.
+    pub fn parse(&mut self, topic: &str, payload: &[u8]) -> Parsed {
+        let mut out = Parsed::default();
         if let Some(z) = self.z2m.as_mut().filter(|z| z.owns(topic)) {
-            return z.parse(topic, payload);
+            out.updates.extend(z.parse(topic, payload));
         }
-        if let Some(t) = &mut self.tasmota {
-            return t.parse(topic, payload);
+        if let Some(h) = self.ha.as_mut().filter(|h| h.owns(topic)) {
+            let (updates, subscribe) = h.parse(topic, payload);
+            out.updates.extend(updates);
+            out.subscribe = subscribe;
         }
-        Vec::new()
+        if let Some(t) = self.tasmota.as_mut().filter(|_| tasmota::owns(topic)) {
+            out.updates.extend(t.parse(topic, payload));
+        }
+        out
     }
 }

@@ -142,9 +142,7 @@ impl Tasmota {
                 };
                 (
                     name.clone(),
-                    PlainCommand {
-                        topic: format!("{}{command}", k.cmnd),
-                    },
+                    PlainCommand::plain(format!("{}{command}", k.cmnd)),
                 )
             })
             .collect();
@@ -261,6 +259,13 @@ fn normalize_mac(m: &str) -> String {
         .filter(char::is_ascii_hexdigit)
         .collect::<String>()
         .to_ascii_lowercase()
+}
+
+/// Is `topic` one of Tasmota's?
+pub fn owns(topic: &str) -> bool {
+    topic.starts_with("tele/")
+        || topic.starts_with("stat/")
+        || topic.starts_with("tasmota/discovery/")
 }
 
 pub fn mac_alias(m: &str) -> String {

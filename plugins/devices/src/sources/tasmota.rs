@@ -271,3 +271,50 @@ pub fn owns(topic: &str) -> bool {
 pub fn mac_alias(m: &str) -> String {
     format!("mac:{}", normalize_mac(m))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_device_without_discovery_appears_with_its_first_report() {
+        let mut t = Tasmota::default();
+        let u = t.parse("stat/plug2/POWER2", b"ON");
+        let Update::Describe(d) = &u[0] else {
+            panic!("{u:?}")
+        };
+        assert_eq!(
+            (d.name.as_str(), d.suggested_id.as_str()),
+            ("plug2", "plug2")
+        );
+        assert!(d.properties["power2"].settable);
+        let Route::PerProperty { topics } = &d.route else {
+            panic!()
+        };
+        assert_eq!(topics["power2"].topic, "cmnd/plug2/POWER2");
+        assert!(matches!(&u[1], Update::Report { values, .. } if values["power2"] == "ON"));
+        // The same properties again: a report alone.
+        assert_eq!(
+            t.parse("stat/plug2/RESULT", br#"{"POWER2":"OFF"}"#).len(),
+            1
+        );
+        let u = t.parse(
+            "tele/plug2/SENSOR",
+            json!({"AM2301": {"Temperature": 21.3, "Humidity": 40}, "TempUnit": "C"})
+                .to_string()
+                .as_bytes(),
+        );
+        let Update::Describe(d) = &u[0] else {
+            panic!("{u:?}")
+        };
+        assert_eq!(d.properties["temperature"].unit.as_deref(), Some("°C"));
+        assert_eq!(
+            t.parse("tele/plug2/LWT", b"Offline"),
+            vec![Update::Availability {
+                local: Local::new(SOURCE, "plug2"),
+                online: false
+            }]
+        );
+    }
+}

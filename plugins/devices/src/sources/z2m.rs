@@ -168,3 +168,32 @@ fn expose(e: &Value, out: &mut BTreeMap<String, Property>) {
     };
     out.entry(name.to_string()).or_insert(property);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_bridge_going_offline_takes_its_devices_along() {
+        let mut z = Z2m::new("zigbee2mqtt");
+        let list = json!([{"friendly_name": "lamp", "ieee_address": "0x1", "definition": {"model": "m", "vendor": "v", "exposes": []}}]);
+        z.parse("zigbee2mqtt/bridge/devices", list.to_string().as_bytes());
+        let u = z.parse("zigbee2mqtt/bridge/state", b"offline");
+        assert_eq!(
+            u,
+            vec![Update::Availability {
+                local: Local::new(SOURCE, "lamp"),
+                online: false
+            }]
+        );
+        assert!(
+            z.parse("zigbee2mqtt/lamp/set", br#"{"state":"ON"}"#)
+                .is_empty(),
+            "a command is not a report"
+        );
+        assert!(z
+            .parse("zigbee2mqtt/unknown", br#"{"state":"ON"}"#)
+            .is_empty());
+    }
+}

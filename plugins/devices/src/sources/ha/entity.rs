@@ -57,228 +57,149 @@ pub(super) fn read(r: &Reading, payload: &[u8], out: &mut Map<String, Value>) {
     }
 }
 
+/// A discovery config being read.
+struct Config<'a> {
+    c: &'a Map<String, Value>,
+    /// The entity's name, if it has one (`null` or absent: it is the device itself).
+    name: Option<String>,
+}
+
+impl Config<'_> {
+    fn s(&self, k: &str) -> Option<String> {
+        self.c.get(k).and_then(Value::as_str).map(str::to_string)
+    }
+
+    fn num(&self, k: &str) -> Option<f64> {
+        self.c.get(k).and_then(Value::as_f64)
+    }
+
+    fn template(&self, k: &str) -> Result<Template, String> {
+        match self.s(k) {
+            Some(t) => Template::parse(&t),
+            None => Ok(Template::value()),
+        }
+    }
+
+    /// A component property's name: `p`, or `<entity name>_p` for a named entity.
+    fn prefixed(&self, p: &str) -> String {
+        match &self.name {
+            Some(n) => format!("{}_{p}", slug(n)),
+            None => p.to_string(),
+        }
+    }
+
+    /// `payload_on`/`payload_off`, and the state payloads that stand for them.
+    fn on_off(&self) -> (Value, Value, [(String, Value); 2]) {
+        let on = self.s("payload_on").unwrap_or_else(|| "ON".into());
+        let off = self.s("payload_off").unwrap_or_else(|| "OFF".into());
+        let states = [
+            (
+                self.s("state_on").unwrap_or_else(|| on.clone()),
+                Value::from(on.clone()),
+            ),
+            (
+                self.s("state_off").unwrap_or_else(|| off.clone()),
+                Value::from(off.clone()),
+            ),
+        ];
+        (Value::from(on), Value::from(off), states)
+    }
+}
+
+/// Where one property is commanded and read.
+struct Wiring<'k> {
+    command: &'k str,
+    state: &'k str,
+    template: &'k str,
+    states: Option<[(String, Value); 2]>,
+}
+
+impl Wiring<'_> {
+    fn new<'k>(command: &'k str, state: &'k str, template: &'k str) -> Wiring<'k> {
+        Wiring {
+            command,
+            state,
+            template,
+            states: None,
+        }
+    }
+}
+
+impl Entity {
+    /// A property, settable if the config names its command topic, read from its state
+    /// topic if the config names one.
+    fn control(
+        &mut self,
+        cfg: &Config,
+        name: String,
+        mut p: Property,
+        w: Wiring,
+    ) -> Result<(), String> {
+        p.settable = cfg.s(w.command).is_some();
+        self.properties.insert(name.clone(), p);
+        if let Some(t) = cfg.s(w.command) {
+            self.commands.insert(name.clone(), PlainCommand::plain(t));
+        }
+        if let Some(topic) = cfg.s(w.state) {
+            let template = cfg.template(w.template)?;
+            self.readings.push(Reading {
+                topic,
+                template,
+                property: Some(name),
+                states: w.states,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The properties, commands, readings and availability of one entity.
 pub(super) fn entity(
     platform: &str,
     object: &str,
     c: &Map<String, Value>,
 ) -> Result<Entity, String> {
-    let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
-    let tpl = |k: &str| match s(k) {
-        Some(t) => Template::parse(&t),
-        None => Ok(Template::value()),
-    };
-    let name = s("name").filter(|n| !n.is_empty());
-    // Sensors are named after what they measure; controls after their entity name, or
-    // the component's usual property names when the entity is the device itself.
-    let base = name
-        .as_deref()
-        .map(slug)
-        .or_else(|| s("device_class"))
-        .unwrap_or_else(|| slug(object));
-    let prefixed = |p: &str| match &name {
-        Some(n) => format!("{}_{p}", slug(n)),
-        None => p.to_string(),
+    let cfg = Config {
+        c,
+        name: c
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
     };
     let mut e = Entity {
-        mode: s("availability_mode").unwrap_or_else(|| "latest".into()),
+        mode: cfg
+            .s("availability_mode")
+            .unwrap_or_else(|| "latest".into()),
         ..Entity::default()
     };
     availability(c, &mut e);
-    let on = s("payload_on").unwrap_or_else(|| "ON".into());
-    let off = s("payload_off").unwrap_or_else(|| "OFF".into());
-    let states = || {
-        Some([
-            (
-                s("state_on").unwrap_or_else(|| on.clone()),
-                Value::from(on.clone()),
-            ),
-            (
-                s("state_off").unwrap_or_else(|| off.clone()),
-                Value::from(off.clone()),
-            ),
-        ])
-    };
-    let reading = |e: &mut Entity,
-                   topic: Option<String>,
-                   template: Template,
-                   property: Option<String>,
-                   st| {
-        if let Some(topic) = topic {
-            e.readings.push(Reading {
-                topic,
-                template,
-                property,
-                states: st,
-            });
-        }
-    };
     match platform {
-        "sensor" | "binary_sensor" => {
-            let p = if platform == "sensor" {
-                let unit = s("unit_of_measurement");
-                if unit.is_some() || s("device_class").is_some() {
-                    Property::numeric(unit, None, None, false)
-                } else {
-                    Property::text(false)
-                }
-            } else {
-                Property::binary(Value::from(on.clone()), Value::from(off.clone()), false)
-            };
-            e.properties.insert(base.clone(), p);
-            let st = (platform == "binary_sensor").then(states).flatten();
-            reading(
-                &mut e,
-                s("state_topic"),
-                tpl("value_template")?,
-                Some(base),
-                st,
-            );
-        }
+        "sensor" | "binary_sensor" => sensor(&cfg, platform, object, &mut e)?,
         "switch" => {
-            let p = name.as_deref().map(slug).unwrap_or_else(|| "state".into());
-            let settable = s("command_topic").is_some();
-            e.properties.insert(
-                p.clone(),
-                Property::binary(Value::from(on.clone()), Value::from(off.clone()), settable),
-            );
-            if let Some(t) = s("command_topic") {
-                e.commands.insert(p.clone(), PlainCommand::plain(t));
-            }
-            reading(
-                &mut e,
-                s("state_topic"),
-                tpl("value_template")?,
-                Some(p),
-                states(),
-            );
+            let (on, off, states) = cfg.on_off();
+            let name = cfg
+                .name
+                .as_deref()
+                .map(slug)
+                .unwrap_or_else(|| "state".into());
+            let wiring = Wiring {
+                states: Some(states),
+                ..Wiring::new("command_topic", "state_topic", "value_template")
+            };
+            e.control(&cfg, name, Property::binary(on, off, false), wiring)?;
         }
-        "light" => light(c, &mut e, &prefixed, &on, &off, &tpl)?,
-        "cover" => {
-            let (state, position) = (prefixed("state"), prefixed("position"));
-            let values = ["payload_open", "payload_close", "payload_stop"]
-                .iter()
-                .zip(["OPEN", "CLOSE", "STOP"])
-                .map(|(k, d)| Value::from(s(k).unwrap_or_else(|| d.into())))
-                .collect();
-            let settable = s("command_topic").is_some();
-            e.properties.insert(
-                state.clone(),
-                Property {
-                    kind: "enum".into(),
-                    values,
-                    settable,
-                    ..Property::default()
-                },
-            );
-            if let Some(t) = s("command_topic") {
-                e.commands.insert(state.clone(), PlainCommand::plain(t));
-            }
-            reading(
-                &mut e,
-                s("state_topic"),
-                tpl("value_template")?,
-                Some(state),
-                None,
-            );
-            if s("position_topic").is_some() || s("set_position_topic").is_some() {
-                e.properties.insert(
-                    position.clone(),
-                    Property::numeric(
-                        Some("%".into()),
-                        Some(0.0),
-                        Some(100.0),
-                        s("set_position_topic").is_some(),
-                    ),
-                );
-                if let Some(t) = s("set_position_topic") {
-                    e.commands.insert(position.clone(), PlainCommand::plain(t));
-                }
-                reading(
-                    &mut e,
-                    s("position_topic"),
-                    tpl("position_template")?,
-                    Some(position),
-                    None,
-                );
-            }
-        }
-        "climate" => {
-            let num = |k: &str| c.get(k).and_then(Value::as_f64);
-            let unit = Some(
-                if s("temperature_unit").as_deref() == Some("F") {
-                    "°F"
-                } else {
-                    "°C"
-                }
-                .to_string(),
-            );
-            let target = prefixed("target_temperature");
-            e.properties.insert(
-                target.clone(),
-                Property::numeric(
-                    unit.clone(),
-                    num("min_temp"),
-                    num("max_temp"),
-                    s("temperature_command_topic").is_some(),
-                ),
-            );
-            if let Some(t) = s("temperature_command_topic") {
-                e.commands.insert(target.clone(), PlainCommand::plain(t));
-            }
-            reading(
-                &mut e,
-                s("temperature_state_topic"),
-                tpl("temperature_state_template")?,
-                Some(target),
-                None,
-            );
-            if s("current_temperature_topic").is_some() {
-                let current = prefixed("current_temperature");
-                e.properties
-                    .insert(current.clone(), Property::numeric(unit, None, None, false));
-                reading(
-                    &mut e,
-                    s("current_temperature_topic"),
-                    tpl("current_temperature_template")?,
-                    Some(current),
-                    None,
-                );
-            }
-            if s("mode_command_topic").is_some() || s("mode_state_topic").is_some() {
-                let mode = prefixed("mode");
-                let values = c
-                    .get("modes")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                e.properties.insert(
-                    mode.clone(),
-                    Property {
-                        kind: "enum".into(),
-                        values,
-                        settable: s("mode_command_topic").is_some(),
-                        ..Property::default()
-                    },
-                );
-                if let Some(t) = s("mode_command_topic") {
-                    e.commands.insert(mode.clone(), PlainCommand::plain(t));
-                }
-                reading(
-                    &mut e,
-                    s("mode_state_topic"),
-                    tpl("mode_state_template")?,
-                    Some(mode),
-                    None,
-                );
-            }
-        }
+        "light" if cfg.s("schema").as_deref() == Some("json") => json_light(&cfg, &mut e)?,
+        "light" => light(&cfg, &mut e)?,
+        "cover" => cover(&cfg, &mut e)?,
+        "climate" => climate(&cfg, &mut e)?,
         other => return Err(format!("component {other:?} is not supported")),
     }
-    if let Some(t) = s("json_attributes_topic") {
+    if let Some(topic) = cfg.s("json_attributes_topic") {
+        let template = Template::parse("{{ value_json }}")?;
         e.readings.push(Reading {
-            topic: t,
-            template: Template::parse("{{ value_json }}")?,
+            topic,
+            template,
             property: None,
             states: None,
         });
@@ -286,140 +207,217 @@ pub(super) fn entity(
     Ok(e)
 }
 
-fn light(
-    c: &Map<String, Value>,
-    e: &mut Entity,
-    prefixed: &dyn Fn(&str) -> String,
-    on: &str,
-    off: &str,
-    tpl: &dyn Fn(&str) -> Result<Template, String>,
-) -> Result<(), String> {
-    let s = |k: &str| c.get(k).and_then(Value::as_str).map(str::to_string);
-    let num = |k: &str, d: f64| c.get(k).and_then(Value::as_f64).unwrap_or(d);
-    let (state, bri, ct) = (
-        prefixed("state"),
-        prefixed("brightness"),
-        prefixed("color_temp"),
-    );
-    let settable = s("command_topic").is_some();
-    if s("schema").as_deref() == Some("json") {
-        e.properties.insert(
-            state.clone(),
-            Property::binary(Value::from("ON"), Value::from("OFF"), settable),
+/// Sensors are named after what they measure (the entity's name, its device class, or
+/// its object id); they only report.
+fn sensor(cfg: &Config, platform: &str, object: &str, e: &mut Entity) -> Result<(), String> {
+    let name = cfg
+        .name
+        .as_deref()
+        .map(slug)
+        .or_else(|| cfg.s("device_class"))
+        .unwrap_or_else(|| slug(object));
+    let (on, off, states) = cfg.on_off();
+    let (p, states) = match platform {
+        "binary_sensor" => (Property::binary(on, off, false), Some(states)),
+        _ if cfg.s("unit_of_measurement").is_some() || cfg.s("device_class").is_some() => (
+            Property::numeric(cfg.s("unit_of_measurement"), None, None, false),
+            None,
+        ),
+        _ => (Property::text(false), None),
+    };
+    e.control(
+        cfg,
+        name,
+        p,
+        Wiring {
+            states,
+            ..Wiring::new("", "state_topic", "value_template")
+        },
+    )
+}
+
+fn light(cfg: &Config, e: &mut Entity) -> Result<(), String> {
+    let (on, off, _) = cfg.on_off();
+    // A light's state topic carries the command payloads themselves.
+    let states = Some([
+        (super::super::plain(&on), on.clone()),
+        (super::super::plain(&off), off.clone()),
+    ]);
+    let wiring = Wiring {
+        states,
+        ..Wiring::new("command_topic", "state_topic", "state_value_template")
+    };
+    e.control(
+        cfg,
+        cfg.prefixed("state"),
+        Property::binary(on, off, false),
+        wiring,
+    )?;
+    if cfg.s("brightness_command_topic").is_some() || cfg.s("brightness_state_topic").is_some() {
+        let p = Property::numeric(
+            None,
+            Some(0.0),
+            Some(cfg.num("brightness_scale").unwrap_or(255.0)),
+            false,
         );
-        let mut keys = vec![(state, "state")];
-        if c.get("brightness")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-        {
-            e.properties.insert(
-                bri.clone(),
-                Property::numeric(
-                    None,
-                    Some(0.0),
-                    Some(num("brightness_scale", 255.0)),
-                    settable,
-                ),
+        let wiring = Wiring::new(
+            "brightness_command_topic",
+            "brightness_state_topic",
+            "brightness_value_template",
+        );
+        e.control(cfg, cfg.prefixed("brightness"), p, wiring)?;
+    }
+    if cfg.s("color_temp_command_topic").is_some() || cfg.s("color_temp_state_topic").is_some() {
+        let (min, max) = (
+            cfg.num("min_mireds").unwrap_or(153.0),
+            cfg.num("max_mireds").unwrap_or(500.0),
+        );
+        let p = Property::numeric(Some("mired".into()), Some(min), Some(max), false);
+        let wiring = Wiring::new(
+            "color_temp_command_topic",
+            "color_temp_state_topic",
+            "color_temp_value_template",
+        );
+        e.control(cfg, cfg.prefixed("color_temp"), p, wiring)?;
+    }
+    Ok(())
+}
+
+/// A JSON-schema light: one JSON object commands it, one reports its state.
+fn json_light(cfg: &Config, e: &mut Entity) -> Result<(), String> {
+    let settable = cfg.s("command_topic").is_some();
+    let mut keys = vec![(cfg.prefixed("state"), "state")];
+    e.properties.insert(
+        keys[0].0.clone(),
+        Property::binary(Value::from("ON"), Value::from("OFF"), settable),
+    );
+    if cfg
+        .c
+        .get("brightness")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        let max = cfg.num("brightness_scale").unwrap_or(255.0);
+        let name = cfg.prefixed("brightness");
+        e.properties.insert(
+            name.clone(),
+            Property::numeric(None, Some(0.0), Some(max), settable),
+        );
+        keys.push((name, "brightness"));
+    }
+    if let Some(topic) = cfg.s("command_topic") {
+        for (p, key) in &keys {
+            e.commands.insert(
+                p.clone(),
+                PlainCommand {
+                    topic: topic.clone(),
+                    json_key: Some(key.to_string()),
+                },
             );
-            keys.push((bri, "brightness"));
         }
-        if let Some(t) = s("command_topic") {
-            for (p, key) in &keys {
-                e.commands.insert(
-                    p.clone(),
-                    PlainCommand {
-                        topic: t.clone(),
-                        json_key: Some(key.to_string()),
-                    },
-                );
-            }
-        }
-        if let Some(t) = s("state_topic") {
-            // The state JSON's keys are the properties (renamed when the entity is named).
-            let renamed = keys.iter().all(|(p, k)| p == k);
-            let template = Template::parse("{{ value_json }}")?;
-            if renamed {
-                e.readings.push(Reading {
-                    topic: t,
-                    template,
-                    property: None,
-                    states: None,
-                });
-            } else {
-                for (p, k) in keys {
-                    e.readings.push(Reading {
-                        topic: t.clone(),
-                        template: Template::parse(&format!("{{{{ value_json.{k} }}}}"))?,
-                        property: Some(p),
-                        states: None,
-                    });
-                }
-            }
-        }
+    }
+    let Some(topic) = cfg.s("state_topic") else {
+        return Ok(());
+    };
+    // The state JSON's keys are the properties, unless the entity is named.
+    if keys.iter().all(|(p, k)| p == k) {
+        let template = Template::parse("{{ value_json }}")?;
+        e.readings.push(Reading {
+            topic,
+            template,
+            property: None,
+            states: None,
+        });
         return Ok(());
     }
-    e.properties.insert(
-        state.clone(),
-        Property::binary(Value::from(on), Value::from(off), settable),
-    );
-    if let Some(t) = s("command_topic") {
-        e.commands.insert(state.clone(), PlainCommand::plain(t));
-    }
-    if let Some(t) = s("state_topic") {
-        let states = Some([
-            (on.to_string(), Value::from(on)),
-            (off.to_string(), Value::from(off)),
-        ]);
+    for (p, k) in keys {
+        let template = Template::parse(&format!("{{{{ value_json.{k} }}}}"))?;
         e.readings.push(Reading {
-            topic: t,
-            template: tpl("state_value_template")?,
-            property: Some(state),
-            states,
+            topic: topic.clone(),
+            template,
+            property: Some(p),
+            states: None,
         });
     }
-    if s("brightness_command_topic").is_some() || s("brightness_state_topic").is_some() {
-        e.properties.insert(
-            bri.clone(),
-            Property::numeric(
-                None,
-                Some(0.0),
-                Some(num("brightness_scale", 255.0)),
-                s("brightness_command_topic").is_some(),
-            ),
-        );
-        if let Some(t) = s("brightness_command_topic") {
-            e.commands.insert(bri.clone(), PlainCommand::plain(t));
-        }
-        if let Some(t) = s("brightness_state_topic") {
-            e.readings.push(Reading {
-                topic: t,
-                template: tpl("brightness_value_template")?,
-                property: Some(bri),
-                states: None,
-            });
-        }
+    Ok(())
+}
+
+fn cover(cfg: &Config, e: &mut Entity) -> Result<(), String> {
+    let values = [
+        ("payload_open", "OPEN"),
+        ("payload_close", "CLOSE"),
+        ("payload_stop", "STOP"),
+    ]
+    .iter()
+    .map(|(k, d)| Value::from(cfg.s(k).unwrap_or_else(|| d.to_string())))
+    .collect();
+    let p = Property {
+        kind: "enum".into(),
+        values,
+        ..Property::default()
+    };
+    e.control(
+        cfg,
+        cfg.prefixed("state"),
+        p,
+        Wiring::new("command_topic", "state_topic", "value_template"),
+    )?;
+    if cfg.s("position_topic").is_some() || cfg.s("set_position_topic").is_some() {
+        let p = Property::numeric(Some("%".into()), Some(0.0), Some(100.0), false);
+        let wiring = Wiring::new("set_position_topic", "position_topic", "position_template");
+        e.control(cfg, cfg.prefixed("position"), p, wiring)?;
     }
-    if s("color_temp_command_topic").is_some() || s("color_temp_state_topic").is_some() {
-        e.properties.insert(
-            ct.clone(),
-            Property::numeric(
-                Some("mired".into()),
-                Some(num("min_mireds", 153.0)),
-                Some(num("max_mireds", 500.0)),
-                s("color_temp_command_topic").is_some(),
-            ),
+    Ok(())
+}
+
+fn climate(cfg: &Config, e: &mut Entity) -> Result<(), String> {
+    let unit = Some(
+        if cfg.s("temperature_unit").as_deref() == Some("F") {
+            "°F"
+        } else {
+            "°C"
+        }
+        .to_string(),
+    );
+    let target = Property::numeric(
+        unit.clone(),
+        cfg.num("min_temp"),
+        cfg.num("max_temp"),
+        false,
+    );
+    let wiring = Wiring::new(
+        "temperature_command_topic",
+        "temperature_state_topic",
+        "temperature_state_template",
+    );
+    e.control(cfg, cfg.prefixed("target_temperature"), target, wiring)?;
+    if cfg.s("current_temperature_topic").is_some() {
+        let p = Property::numeric(unit, None, None, false);
+        let wiring = Wiring::new(
+            "",
+            "current_temperature_topic",
+            "current_temperature_template",
         );
-        if let Some(t) = s("color_temp_command_topic") {
-            e.commands.insert(ct.clone(), PlainCommand::plain(t));
-        }
-        if let Some(t) = s("color_temp_state_topic") {
-            e.readings.push(Reading {
-                topic: t,
-                template: tpl("color_temp_value_template")?,
-                property: Some(ct),
-                states: None,
-            });
-        }
+        e.control(cfg, cfg.prefixed("current_temperature"), p, wiring)?;
+    }
+    if cfg.s("mode_command_topic").is_some() || cfg.s("mode_state_topic").is_some() {
+        let values = cfg
+            .c
+            .get("modes")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let p = Property {
+            kind: "enum".into(),
+            values,
+            ..Property::default()
+        };
+        let wiring = Wiring::new(
+            "mode_command_topic",
+            "mode_state_topic",
+            "mode_state_template",
+        );
+        e.control(cfg, cfg.prefixed("mode"), p, wiring)?;
     }
     Ok(())
 }

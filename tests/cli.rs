@@ -23,6 +23,21 @@ async fn cli(url: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `hcore run` on a free port with one bundled plugin.
+async fn run_with_plugin(plugin: &str, dir: &TempDir) -> (tokio::process::Child, String) {
+    let mut run = hcore();
+    run.args([
+        "run",
+        "--listen",
+        "127.0.0.1:0",
+        "--plugin",
+        plugin,
+        "--data-dir",
+    ])
+    .arg(&dir.0);
+    spawn_with(run).await
+}
+
 fn stdout_json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
         panic!(
@@ -156,17 +171,7 @@ async fn client_commands_against_a_running_hcore() {
 async fn plugin_commands() {
     init_tracing();
     let dir = TempDir::new();
-    let mut run = hcore();
-    run.args([
-        "run",
-        "--listen",
-        "127.0.0.1:0",
-        "--plugin",
-        "example",
-        "--data-dir",
-    ])
-    .arg(&dir.0);
-    let (mut run, url) = spawn_with(run).await;
+    let (mut run, url) = run_with_plugin("example", &dir).await;
     let admin = Client::connect(&url, ClientOptions::new("admin").quiet())
         .await
         .unwrap();
@@ -393,17 +398,7 @@ async fn listening_beyond_loopback_warns_about_anonymous_access() {
 async fn devices_commands() {
     init_tracing();
     let dir = TempDir::new();
-    let mut run = hcore();
-    run.args([
-        "run",
-        "--listen",
-        "127.0.0.1:0",
-        "--plugin",
-        "devices",
-        "--data-dir",
-    ])
-    .arg(&dir.0);
-    let (mut run, url) = spawn_with(run).await;
+    let (mut run, url) = run_with_plugin("devices", &dir).await;
     let bridge = Client::connect(&url, ClientOptions::new("z2m-sim").quiet())
         .await
         .unwrap();

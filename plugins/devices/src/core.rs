@@ -78,6 +78,12 @@ impl Core {
         core
     }
 
+    /// Writes the records not written yet (the plugin is stopping).
+    pub async fn flush(&self, client: &Client) {
+        let batch = lock(&self.registry).take_dirty();
+        write_batch(client, batch).await;
+    }
+
     /// One message from a source topic.
     pub fn on_message(&self, m: &Message) {
         let parsed = lock(&self.sources).parse(&m.topic, &m.payload);
@@ -174,14 +180,18 @@ async fn write_state(client: Client, core: std::sync::Weak<Core>, dirty: Arc<Not
             dirty.notified().await;
             continue;
         }
-        for (id, state) in batch {
-            // The state change names the device's message as its cause.
-            let parent = state.source_topic.as_ref().map(|t| format!("mqtt:{t}"));
-            let value = serde_json::to_value(&state).unwrap_or(Value::Null);
-            let key = format!("devices/{id}");
-            if let Err(e) = with_parent(parent, client.state().set(&key, value)).await {
-                tracing::warn!(device = id, "cannot write {key}: {e}");
-            }
+        write_batch(&client, batch).await;
+    }
+}
+
+async fn write_batch(client: &Client, batch: Vec<(String, crate::model::DeviceState)>) {
+    for (id, state) in batch {
+        // The state change names the device's message as its cause.
+        let parent = state.source_topic.as_ref().map(|t| format!("mqtt:{t}"));
+        let value = serde_json::to_value(&state).unwrap_or(Value::Null);
+        let key = format!("devices/{id}");
+        if let Err(e) = with_parent(parent, client.state().set(&key, value)).await {
+            tracing::warn!(device = id, "cannot write {key}: {e}");
         }
     }
 }

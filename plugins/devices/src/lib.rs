@@ -87,6 +87,14 @@ impl Plugin for DevicesPlugin {
         self.core = Some(core);
         Ok(())
     }
+
+    /// The last reports are written before the plugin goes.
+    async fn on_stop(&mut self, client: &Client) -> Result<(), PluginError> {
+        if let Some(core) = self.core.take() {
+            core.flush(client).await;
+        }
+        Ok(())
+    }
 }
 
 /// The devices kept in storage, every page of them.

@@ -287,6 +287,48 @@ async fn zigbee2mqtt_devices_are_listed_reported_and_commanded() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("not_found"), "{e}");
+    // Zigbee2MQTT's will: when the bridge's connection dies, every Zigbee device is
+    // offline (and says so in an event).
+    let will = Some((
+        "zigbee2mqtt/bridge/state".to_string(),
+        br#"{"state":"offline"}"#.to_vec(),
+    ));
+    let bridge = hcore_tests::clients::raw(h.hub_addrs()[0], "zigbee2mqtt-bridge", will).await;
+    bridge
+        .client
+        .publish(
+            "zigbee2mqtt/bridge/state",
+            rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+            true,
+            r#"{"state":"online"}"#,
+        )
+        .await
+        .unwrap();
+    until_device(&admin, "bedroom_sensor", "online", |d| {
+        d["availability"]["state"] == "online"
+    })
+    .await;
+    drop(bridge);
+    for id in ["living_room_lamp", "bedroom_sensor"] {
+        until_device(&admin, id, "offline by the bridge's will", |d| {
+            d["availability"]["state"] == "offline"
+        })
+        .await;
+    }
+    let start = Instant::now();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), events.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let data = e.envelope.map(|env| env.data).unwrap_or_default();
+        if e.topic == "hc/event/devices/availability"
+            && data == json!({"id": "bedroom_sensor", "availability": "offline"})
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
     publish(&sim, "zigbee2mqtt/bridge/devices", &json!([]), true).await;
     let list = loop {
         let l = admin.call("devices.list", json!({})).await.unwrap();

@@ -14,6 +14,8 @@ use crate::sources::{Description, Local, Route, Update};
 
 /// Most devices one plugin keeps.
 pub const MAX_DEVICES: usize = 5000;
+/// Most physical identities one device keeps (a discovery config may list many).
+const MAX_ALIASES: usize = 16;
 
 /// Sources whose routes commands prefer (native before Home Assistant's discovery).
 const PREFERENCE: [&str; 3] = ["zigbee2mqtt", "tasmota", "homeassistant"];
@@ -112,7 +114,8 @@ impl Registry {
         }
     }
 
-    fn describe(&mut self, d: Description, changes: &mut Changes) {
+    fn describe(&mut self, mut d: Description, changes: &mut Changes) {
+        d.aliases.truncate(MAX_ALIASES);
         let existing = self
             .locals
             .get(&d.local)
@@ -159,9 +162,6 @@ impl Registry {
             }
         };
         self.locals.insert(d.local.clone(), id.clone());
-        for a in &d.aliases {
-            self.aliases.insert(a.clone(), id.clone());
-        }
         let Some(e) = self.devices.get_mut(&id) else {
             return;
         };
@@ -173,7 +173,8 @@ impl Registry {
             k.locals.push(d.local.clone());
         }
         for a in d.aliases {
-            if !k.aliases.contains(&a) {
+            if !k.aliases.contains(&a) && k.aliases.len() < MAX_ALIASES {
+                self.aliases.insert(a.clone(), id.clone());
                 k.aliases.push(a);
             }
         }
@@ -338,5 +339,66 @@ impl Registry {
 
     pub(crate) fn len(&self) -> usize {
         self.devices.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Property;
+
+    fn description(source: &str, name: &str, aliases: Vec<String>) -> Description {
+        Description {
+            local: Local::new(source, name),
+            suggested_id: crate::model::slug(name),
+            name: name.into(),
+            manufacturer: None,
+            model: None,
+            properties: BTreeMap::from([("state".to_string(), Property::text(false))]),
+            route: Route::JsonSet {
+                topic: format!("{name}/set"),
+            },
+            aliases,
+        }
+    }
+
+    #[test]
+    fn aliases_join_sources_ids_do_not_collide_and_bounds_hold() {
+        let mut r = Registry::default();
+        let mut changes = Changes::default();
+        let many: Vec<String> = (0..100).map(|i| format!("ha:{i}")).collect();
+        r.apply(
+            vec![Update::Describe(description(
+                "zigbee2mqtt",
+                "lamp",
+                vec!["ieee:0x1".into()],
+            ))],
+            "t",
+            &mut changes,
+        );
+        r.apply(
+            vec![Update::Describe(description(
+                "homeassistant",
+                "0x1-light",
+                [vec!["ieee:0x1".into()], many].concat(),
+            ))],
+            "t",
+            &mut changes,
+        );
+        // Another physical device with the same name gets its own id.
+        r.apply(
+            vec![Update::Describe(description(
+                "tasmota",
+                "lamp",
+                vec!["mac:aa".into()],
+            ))],
+            "t",
+            &mut changes,
+        );
+        assert_eq!(changes.added, ["lamp", "lamp_2"]);
+        let lamp = r.known("lamp").unwrap();
+        assert_eq!(lamp.device.sources, ["zigbee2mqtt", "homeassistant"]);
+        assert_eq!(lamp.aliases.len(), MAX_ALIASES);
+        assert!(r.aliases.len() <= 2 * MAX_ALIASES);
     }
 }

@@ -140,6 +140,10 @@ impl Ha {
                     updates.push(self.describe(&device_key));
                 }
                 Err(why) => {
+                    // Logged once per entity; the memory of what was logged is bounded.
+                    if self.unsupported_logged.len() >= MAX_ENTITIES {
+                        self.unsupported_logged.clear();
+                    }
                     if self.unsupported_logged.insert(key.clone()) {
                         tracing::warn!(entity = key, "Home Assistant entity not read: {why}");
                     }

@@ -71,3 +71,57 @@ async fn reconnects_resubscribes_reprovides_and_reannounces() {
     assert_eq!(got.topic, "hc/event/emitter/tick");
     let _ = second.kill().await;
 }
+
+/// Several broker URLs: an unreachable first one is skipped, and when the node in use
+/// dies the client moves to the next, re-announcing itself there with a new session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_over_between_broker_urls() {
+    init_tracing();
+    let (dir_a, dir_b) = (TempDir::new(), TempDir::new());
+    let (mut a, url_a) = spawn_hcore(&dir_a.0).await;
+    let (_b, url_b) = spawn_hcore(&dir_b.0).await;
+    let dead = format!("mqtt://127.0.0.1:{}", hcore_tests::free_port());
+    let urls = format!("{dead},{url_a},{url_b}");
+    let plugin = Client::connect(&urls, ClientOptions::new("nomad"))
+        .await
+        .unwrap();
+    plugin
+        .provide("nomad.where", |_| async { Ok(json!("here")) })
+        .await
+        .unwrap();
+    let on_a = Client::connect(&url_a, ClientOptions::new("caller").quiet())
+        .await
+        .unwrap();
+    wait_registered(&on_a, "nomad.where", "nomad").await;
+    let first_session = plugin.session();
+
+    kill9(&mut a).await;
+    let on_b = Client::connect(&url_b, ClientOptions::new("caller").quiet())
+        .await
+        .unwrap();
+    wait_registered(&on_b, "nomad.where", "nomad").await;
+    assert_eq!(on_b.call("nomad.where", json!({})).await.unwrap(), "here");
+    assert!(
+        plugin.session() > first_session,
+        "a new session on the new node"
+    );
+    let list = on_b.call("plugins.list", json!({})).await.unwrap();
+    let me = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "nomad")
+        .unwrap();
+    assert_eq!(
+        (me["online"].as_bool(), me["session"].as_u64()),
+        (Some(true), Some(plugin.session()))
+    );
+
+    // Every URL must name the same user: the identity cannot change with the node.
+    let mixed = "mqtt://alice:x@127.0.0.1:1,mqtt://bob:y@127.0.0.1:2";
+    let e = Client::connect(mixed, ClientOptions::new("m").quiet())
+        .await
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("same user"), "{e}");
+}

@@ -151,33 +151,41 @@ pub struct Client {
 
 impl Client {
     /// Connects over TCP to `url` (`mqtt://[user:password@]host:port`), MQTT 5 with
-    /// TCP_NODELAY.
+    /// TCP_NODELAY; or to the first reachable of several comma-separated URLs (the nodes
+    /// of a cluster).
     /// Reconnects with backoff after a connection loss, renewing subscriptions, provided
-    /// methods and the announcement.
+    /// methods and the announcement; with several URLs, each failed attempt tries the
+    /// next node.
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Client, ClientError> {
         crate::protocol::validate_id(&options.id)?;
-        let mut tcp = TcpOptions::from_url(url)?;
-        // Credentials in the options win over those in the URL.
-        if options.username.is_some() {
-            tcp.username = options.username.clone();
-            tcp.password = options.password.clone();
+        let urls = crate::transport::split_urls(url);
+        if urls.len() > crate::transport::MAX_BROKERS {
+            return Err(ClientError::Connect(format!(
+                "{} broker URLs; at most {}",
+                urls.len(),
+                crate::transport::MAX_BROKERS
+            )));
         }
-        if let Some(tls) = &mut tcp.tls {
-            // Files in the options win over those in the URL.
-            let o = options.tls.clone();
-            tls.ca = o.ca.or(tls.ca.take());
-            tls.cert = o.cert.or(tls.cert.take());
-            tls.key = o.key.or(tls.key.take());
-            // A client certificate logs in as its CN: the id, unless a user name says.
-            if tls.cert.is_some() && tcp.username.is_none() {
-                tcp.username = Some(options.id.clone());
-            }
+        let nodes = urls
+            .into_iter()
+            .map(|u| node_options(u, &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        let identity = nodes[0]
+            .username
+            .clone()
+            .unwrap_or_else(|| options.id.clone());
+        if nodes
+            .iter()
+            .any(|n| n.username.as_ref().unwrap_or(&options.id) != &identity)
+        {
+            return Err(ClientError::Connect(
+                "every broker URL must log in as the same user (the client's identity)".into(),
+            ));
         }
-        let identity = tcp.username.clone().unwrap_or_else(|| options.id.clone());
         crate::protocol::validate_id(&identity)?;
         let late = LateSink::new();
         let liveness = options.liveness(&identity);
-        let link = Link::connect_tcp(&options.id, &tcp, liveness, late.sink()).await?;
+        let link = Link::connect_tcp(&options.id, nodes, liveness, late.sink()).await?;
         Client::start(link, late, identity, options).await
     }
 
@@ -424,4 +432,25 @@ impl Client {
         inner.handlers.serve(&inner.topics, &inner.link, m);
         inner.routes.offer(m);
     }
+}
+
+/// One broker URL's options, with the client options' credentials and TLS files (which
+/// win over the URL's).
+fn node_options(url: &str, options: &ClientOptions) -> Result<TcpOptions, ClientError> {
+    let mut tcp = TcpOptions::from_url(url)?;
+    if options.username.is_some() {
+        tcp.username = options.username.clone();
+        tcp.password = options.password.clone();
+    }
+    if let Some(tls) = &mut tcp.tls {
+        let o = options.tls.clone();
+        tls.ca = o.ca.or(tls.ca.take());
+        tls.cert = o.cert.or(tls.cert.take());
+        tls.key = o.key.or(tls.key.take());
+        // A client certificate logs in as its CN: the id, unless a user name says.
+        if tls.cert.is_some() && tcp.username.is_none() {
+            tcp.username = Some(options.id.clone());
+        }
+    }
+    Ok(tcp)
 }

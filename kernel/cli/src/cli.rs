@@ -80,7 +80,8 @@ pub struct DemoArgs {
 /// How to reach a running hcore.
 #[derive(Debug, Clone, Args)]
 pub struct Conn {
-    /// Broker URL.
+    /// Broker URL; several, comma-separated, for the nodes of a cluster (each failed
+    /// attempt tries the next).
     #[arg(
         long,
         env = "HCORE_URL",

@@ -6,11 +6,12 @@
 #[cfg(feature = "in-process")]
 mod local;
 mod mqtt;
+mod options;
 mod tcp;
 mod tls;
 
 pub use mqtt::MqttVersion;
-pub use tcp::TcpOptions;
+pub use options::{split_urls, TcpOptions, MAX_BROKERS};
 pub use tls::TlsOptions;
 
 use bytes::Bytes;
@@ -173,13 +174,15 @@ enum LinkKind {
 
 impl Link {
     /// Connects over TCP; fails if the first connection fails, reconnects afterwards.
+    /// Connects to the first of `nodes` that takes the connection (the nodes of one
+    /// cluster); later losses fail over between them.
     pub async fn connect_tcp(
         id: &str,
-        options: &TcpOptions,
+        nodes: Vec<TcpOptions>,
         liveness: Option<Liveness>,
         sink: Sink,
     ) -> Result<Link, ClientError> {
-        let link = tcp::TcpLink::connect(id, options, liveness, sink).await?;
+        let link = tcp::TcpLink::connect(id, nodes, liveness, sink).await?;
         Ok(Link(LinkKind::Tcp(link)))
     }
 

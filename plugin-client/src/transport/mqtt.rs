@@ -63,49 +63,13 @@ pub(super) fn open(
     o: &TcpOptions,
     version: MqttVersion,
 ) -> Result<(Mqtt, Poller), ClientError> {
-    let keep_alive = o.keep_alive.max(std::time::Duration::from_secs(5));
-    let password = o.password.clone().unwrap_or_default();
-    let tls = match &o.tls {
-        Some(t) => Some(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Rustls(t.client_config()?),
-        )),
-        None => None,
-    };
     Ok(match version {
         MqttVersion::V5 => {
-            let mut m = rumqttc::v5::MqttOptions::new(id, o.host.clone(), o.port);
-            m.set_keep_alive(keep_alive);
-            m.set_clean_start(true);
-            m.set_max_packet_size(Some(16 * 1024 * 1024));
-            // rumqttc preallocates a slot per possible in-flight publish: 65,536 of them
-            // (13 MB per client) unless capped. Brokers allow far fewer (hcore 100,
-            // mosquitto 20 by default), and the smaller limit is used.
-            m.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
-            if let Some(u) = &o.username {
-                m.set_credentials(u.clone(), password);
-            }
-            if let Some(t) = tls {
-                m.set_transport(t);
-            }
-            let mut net = m.network_options();
-            net.set_tcp_nodelay(true);
-            net.set_connection_timeout(5);
-            m.set_network_options(net);
-            let (c, l) = rumqttc::v5::AsyncClient::new(m, 1024);
+            let (c, l) = rumqttc::v5::AsyncClient::new(options5(id, o)?, 1024);
             (Mqtt::V5(c), Poller::V5(Box::new(l)))
         }
         MqttVersion::V311 => {
-            let mut m = rumqttc::MqttOptions::new(id, o.host.clone(), o.port);
-            m.set_keep_alive(keep_alive);
-            m.set_clean_session(true);
-            m.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
-            if let Some(u) = &o.username {
-                m.set_credentials(u.clone(), password);
-            }
-            if let Some(t) = tls {
-                m.set_transport(t);
-            }
-            let (c, mut l) = rumqttc::AsyncClient::new(m, 1024);
+            let (c, mut l) = rumqttc::AsyncClient::new(options4(id, o)?, 1024);
             let mut net = l.network_options();
             net.set_tcp_nodelay(true);
             net.set_connection_timeout(5);
@@ -113,6 +77,55 @@ pub(super) fn open(
             (Mqtt::V311(c), Poller::V311(Box::new(l)))
         }
     })
+}
+
+fn transport(o: &TcpOptions) -> Result<Option<rumqttc::Transport>, ClientError> {
+    Ok(match &o.tls {
+        Some(t) => Some(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(t.client_config()?),
+        )),
+        None => None,
+    })
+}
+
+fn keep_alive(o: &TcpOptions) -> std::time::Duration {
+    o.keep_alive.max(std::time::Duration::from_secs(5))
+}
+
+fn options5(id: &str, o: &TcpOptions) -> Result<rumqttc::v5::MqttOptions, ClientError> {
+    let mut m = rumqttc::v5::MqttOptions::new(id, o.host.clone(), o.port);
+    m.set_keep_alive(keep_alive(o));
+    m.set_clean_start(true);
+    m.set_max_packet_size(Some(16 * 1024 * 1024));
+    // rumqttc preallocates a slot per possible in-flight publish: 65,536 of them
+    // (13 MB per client) unless capped. Brokers allow far fewer (hcore 100,
+    // mosquitto 20 by default), and the smaller limit is used.
+    m.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
+    if let Some(u) = &o.username {
+        m.set_credentials(u.clone(), o.password.clone().unwrap_or_default());
+    }
+    if let Some(t) = transport(o)? {
+        m.set_transport(t);
+    }
+    let mut net = m.network_options();
+    net.set_tcp_nodelay(true);
+    net.set_connection_timeout(5);
+    m.set_network_options(net);
+    Ok(m)
+}
+
+fn options4(id: &str, o: &TcpOptions) -> Result<rumqttc::MqttOptions, ClientError> {
+    let mut m = rumqttc::MqttOptions::new(id, o.host.clone(), o.port);
+    m.set_keep_alive(keep_alive(o));
+    m.set_clean_session(true);
+    m.set_max_packet_size(16 * 1024 * 1024, 16 * 1024 * 1024);
+    if let Some(u) = &o.username {
+        m.set_credentials(u.clone(), o.password.clone().unwrap_or_default());
+    }
+    if let Some(t) = transport(o)? {
+        m.set_transport(t);
+    }
+    Ok(m)
 }
 
 impl Mqtt {
@@ -225,6 +238,16 @@ impl Poller {
     }
 
     /// The will for the next connection: retained `payload` on `topic`, QoS 1.
+    /// Points the event loop at another broker (a cluster's next node) for its next
+    /// connect; the will is set again by the caller.
+    pub fn retarget(&mut self, id: &str, o: &TcpOptions) -> Result<(), ClientError> {
+        match self {
+            Poller::V5(l) => l.options = options5(id, o)?,
+            Poller::V311(l) => l.mqtt_options = options4(id, o)?,
+        }
+        Ok(())
+    }
+
     pub fn set_will(&mut self, topic: &str, payload: Bytes) {
         match self {
             Poller::V5(l) => {

@@ -12,158 +12,12 @@
 use std::time::Duration;
 
 use super::mqtt::{self, Mqtt, MqttVersion, Polled, Poller};
-use super::{next_session, Event, Liveness, Outgoing, Sink, TlsOptions};
+use super::{next_session, Event, Liveness, Outgoing, Sink, TcpOptions};
 use crate::error::ClientError;
 use crate::protocol::PluginStatus;
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-/// Where and how to connect.
-#[derive(Debug, Clone)]
-pub struct TcpOptions {
-    pub host: String,
-    pub port: u16,
-    pub keep_alive: Duration,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// `mqtts://`: TLS with these files.
-    pub tls: Option<TlsOptions>,
-    /// The MQTT version (`?version=`); `None`: 5, or 3.1.1 if the broker refuses 5.
-    pub version: Option<MqttVersion>,
-}
-
-impl TcpOptions {
-    /// Parses `mqtt://[user[:password]@]host[:port]` (or `host:port`, or `host`; default
-    /// port 1883) and `mqtts://...` (TLS, default port 8883, trusting the system's CAs
-    /// unless the query names files: `?ca=/etc/hcore/ca.pem&cert=..&key=..`). User name
-    /// and password are percent-decoded. `?keep_alive=N`: seconds, 5 to 65535 (default 30);
-    /// `?version=5|3.1.1`.
-    pub fn from_url(url: &str) -> Result<TcpOptions, ClientError> {
-        let bad = |why: &str| ClientError::Connect(format!("broker URL {url:?}: {why}"));
-        let full = if url.contains("://") {
-            url.to_string()
-        } else {
-            format!("mqtt://{url}")
-        };
-        let parsed = url::Url::parse(&full).map_err(|e| bad(&e.to_string()))?;
-        let mut tls = match parsed.scheme() {
-            "mqtt" => None,
-            "mqtts" => Some(TlsOptions::default()),
-            _ => return Err(bad("the scheme must be mqtt:// or mqtts://")),
-        };
-        let mut version = None;
-        let mut keep_alive = Duration::from_secs(30);
-        for (name, value) in parsed.query_pairs() {
-            if name == "keep_alive" {
-                let secs = value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| (5..=65_535).contains(s))
-                    .ok_or_else(|| bad("keep_alive is seconds, 5 to 65535"))?;
-                keep_alive = Duration::from_secs(secs);
-                continue;
-            }
-            if name == "version" {
-                version = Some(match value.as_ref() {
-                    "5" => MqttVersion::V5,
-                    "3.1.1" | "4" => MqttVersion::V311,
-                    other => {
-                        return Err(bad(&format!("unknown MQTT version {other:?} (5, 3.1.1)")))
-                    }
-                });
-                continue;
-            }
-            let Some(t) = tls.as_mut() else {
-                return Err(bad("TLS files (?ca=, ?cert=, ?key=) need mqtts://"));
-            };
-            let slot = match name.as_ref() {
-                "ca" => &mut t.ca,
-                "cert" => &mut t.cert,
-                "key" => &mut t.key,
-                other => {
-                    return Err(bad(&format!(
-                        "unknown parameter {other:?} (version, keep_alive; ca, cert, key)"
-                    )))
-                }
-            };
-            *slot = Some(value.into_owned().into());
-        }
-        let host = parsed
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| bad("no host"))?;
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        let username = Some(parsed.username())
-            .filter(|u| !u.is_empty())
-            .map(decode);
-        let password = parsed.password().map(decode);
-        Ok(TcpOptions {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port: parsed
-                .port()
-                .unwrap_or(if tls.is_some() { 8883 } else { 1883 }),
-            keep_alive,
-            username,
-            password,
-            tls,
-            version,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{MqttVersion, TcpOptions};
-
-    #[test]
-    fn urls_with_and_without_credentials() {
-        let o = TcpOptions::from_url("mqtt://pi-lamp:s%40cret+1@hub.local:1884").unwrap();
-        assert_eq!(
-            (
-                o.host.as_str(),
-                o.port,
-                o.username.as_deref(),
-                o.password.as_deref()
-            ),
-            ("hub.local", 1884, Some("pi-lamp"), Some("s@cret+1"))
-        );
-        let o = TcpOptions::from_url("127.0.0.1").unwrap();
-        assert_eq!(
-            (o.host.as_str(), o.port, o.username),
-            ("127.0.0.1", 1883, None)
-        );
-        let o = TcpOptions::from_url("[::1]:1883").unwrap();
-        assert_eq!(o.host, "::1");
-        assert!(TcpOptions::from_url("http://x").is_err());
-        assert!(TcpOptions::from_url("mqtt://:1883").is_err());
-    }
-
-    #[test]
-    fn mqtts_urls_name_their_tls_files() {
-        let o = TcpOptions::from_url("mqtts://hub.local?ca=/etc/hcore/ca.pem").unwrap();
-        assert_eq!(o.port, 8883);
-        let tls = o.tls.unwrap();
-        assert_eq!(tls.ca.unwrap().to_str(), Some("/etc/hcore/ca.pem"));
-        assert_eq!((tls.cert, tls.key), (None, None));
-        assert!(TcpOptions::from_url("mqtt://hub?ca=/x").is_err());
-        assert!(TcpOptions::from_url("mqtts://hub?cafile=/x").is_err());
-        assert!(TcpOptions::from_url("mqtt://hub").unwrap().tls.is_none());
-        let o = TcpOptions::from_url("mqtt://hub?version=3.1.1").unwrap();
-        assert_eq!(o.version, Some(MqttVersion::V311));
-        assert!(TcpOptions::from_url("mqtt://hub?version=6").is_err());
-        let o = TcpOptions::from_url("mqtt://hub?keep_alive=5").unwrap();
-        assert_eq!(o.keep_alive.as_secs(), 5);
-        assert!(TcpOptions::from_url("mqtt://hub?keep_alive=1").is_err());
-    }
-}
 
 pub(super) struct TcpLink {
     client: Mqtt,
@@ -181,22 +35,61 @@ pub(super) struct TcpLink {
     closing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// The first connection: its client, event loop and version.
+/// `mqtt[s]://host:port`, for log lines.
+fn target(o: &TcpOptions) -> String {
+    let scheme = if o.tls.is_some() { "mqtts" } else { "mqtt" };
+    format!("{scheme}://{}:{}", o.host, o.port)
+}
+
+/// The first connection, to the first node that takes it: its client, event loop,
+/// version and which node. A refused login is final; an unreachable node is skipped.
 async fn first_connection(
+    id: &str,
+    nodes: &[TcpOptions],
+    liveness: Option<&Liveness>,
+    session: u64,
+) -> Result<(Mqtt, Poller, MqttVersion, usize), ClientError> {
+    let mut failures = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        match connect_node(id, node, liveness, session).await {
+            Ok((client, poller, version)) => return Ok((client, poller, version, i)),
+            Err(Unreachable(e)) if i + 1 < nodes.len() => {
+                tracing::warn!("{e}; trying the next broker");
+                failures.push(e);
+            }
+            Err(Unreachable(e)) => {
+                failures.push(e);
+                return Err(ClientError::Connect(failures.join("; ")));
+            }
+            Err(Refused(e)) => return Err(e),
+        }
+    }
+    Err(ClientError::Connect("no broker URL".into()))
+}
+
+/// Why one node did not take the first connection.
+enum NodeFailure {
+    /// Not reached, or no MQTT version worked: another node may.
+    Unreachable(String),
+    /// The broker refused the login: final.
+    Refused(ClientError),
+}
+use NodeFailure::{Refused, Unreachable};
+
+async fn connect_node(
     id: &str,
     opts: &TcpOptions,
     liveness: Option<&Liveness>,
     session: u64,
-) -> Result<(Mqtt, Poller, MqttVersion), ClientError> {
-    let scheme = if opts.tls.is_some() { "mqtts" } else { "mqtt" };
-    let target = format!("{scheme}://{}:{}", opts.host, opts.port);
+) -> Result<(Mqtt, Poller, MqttVersion), NodeFailure> {
+    let target = target(opts);
     let versions: &[MqttVersion] = match opts.version {
         Some(v) => &[v][..],
         None => &[MqttVersion::V5, MqttVersion::V311][..],
     };
     let mut failures = Vec::new();
     for &version in versions {
-        let (client, mut poller) = mqtt::open(id, opts, version)?;
+        let (client, mut poller) = mqtt::open(id, opts, version).map_err(Refused)?;
         set_will(&mut poller, liveness, session);
         let outcome = loop {
             match poller.poll().await {
@@ -223,14 +116,14 @@ async fn first_connection(
             Err(e)
                 if version == MqttVersion::V5 && e.contains("Connection refused, return code") =>
             {
-                return Err(ClientError::Connect(format!(
+                return Err(Refused(ClientError::Connect(format!(
                     "cannot connect to {target}: {e}"
-                )));
+                ))));
             }
             Err(e) => failures.push(format!("{version}: {e}")),
         }
     }
-    Err(ClientError::Connect(format!(
+    Err(Unreachable(format!(
         "cannot connect to {target}: {}",
         failures.join("; ")
     )))
@@ -241,13 +134,15 @@ impl TcpLink {
     /// error here; later disconnections are retried forever).
     pub async fn connect(
         id: &str,
-        opts: &TcpOptions,
+        nodes: Vec<TcpOptions>,
         liveness: Option<Liveness>,
         sink: Sink,
     ) -> Result<TcpLink, ClientError> {
         let mut session = next_session(0);
-        let (client, mut poller, version) =
-            first_connection(id, opts, liveness.as_ref(), session).await?;
+        let (client, mut poller, version, mut node) =
+            first_connection(id, &nodes, liveness.as_ref(), session).await?;
+        let id = id.to_string();
+        let mut moved = false;
         sink(Event::Connected { session });
         let (suback_tx, subacks) = tokio::sync::watch::channel(0u64);
         let refusals = std::sync::Arc::new(std::sync::Mutex::new(Refusals::default()));
@@ -266,6 +161,9 @@ impl TcpLink {
                     Ok(Polled::ConnAck) => {
                         backoff = BACKOFF_FIRST;
                         connected = true;
+                        if std::mem::take(&mut moved) {
+                            tracing::info!("failed over to {}", target(&nodes[node]));
+                        }
                         // SUBSCRIBEs lost with the old connection will never be acked;
                         // the client subscribes everything again now.
                         let sent = sent_by_us.load(std::sync::atomic::Ordering::SeqCst);
@@ -294,6 +192,14 @@ impl TcpLink {
                             sink(Event::Lost);
                         } else {
                             tracing::debug!(error = %e, retry_in = ?backoff, "reconnect failed");
+                        }
+                        // With several nodes, every failed attempt tries the next one.
+                        if nodes.len() > 1 {
+                            node = (node + 1) % nodes.len();
+                            moved = true;
+                            if let Err(e) = poller.retarget(&id, &nodes[node]) {
+                                tracing::warn!("{}: {e}", target(&nodes[node]));
+                            }
                         }
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(BACKOFF_MAX);

@@ -40,6 +40,9 @@ pub enum Announce {
 pub type OnConnect =
     Arc<dyn Fn(Client, u64) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
+/// Times a refused renewal of subscriptions is tried again (0.5 s, 1 s, 2 s, 4 s apart).
+const RENEW_RETRIES: usize = 4;
+
 /// How a client identifies itself and behaves.
 #[derive(Clone)]
 pub struct ClientOptions {
@@ -392,11 +395,33 @@ impl Client {
         Ok(())
     }
 
+    /// `on_connected`, again after a refused subscription: a clustered broker refuses
+    /// them for a while after losing a node (NATS while JetStream elects new leaders),
+    /// and MQTT 3.1.1's SUBACK cannot say why. Gives up when a newer connection exists.
+    async fn renew(&self, session: u64) -> Result<(), ClientError> {
+        let mut wait = Duration::from_millis(500);
+        for _ in 0..RENEW_RETRIES {
+            match self.on_connected(session).await {
+                Err(ClientError::Refused { filter, reason }) if self.session() == session => {
+                    tracing::warn!(
+                        filter,
+                        reason,
+                        "subscription refused after connecting; trying again in {wait:?}"
+                    );
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                other => return other,
+            }
+        }
+        self.on_connected(session).await
+    }
+
     fn on_event(self, e: Event) {
         match e {
             Event::Connected { session } => {
                 tokio::spawn(async move {
-                    let result = self.on_connected(session).await;
+                    let result = self.renew(session).await;
                     if let Err(e) = &result {
                         tracing::warn!(error = %e, "cannot renew subscriptions after connecting");
                     }

@@ -16,6 +16,7 @@ pub mod churn;
 pub mod clients;
 pub mod hub;
 pub mod mosquitto;
+pub mod nats;
 pub mod netns;
 pub mod wire;
 

@@ -53,6 +53,14 @@ fn transport_error(e: impl std::fmt::Display) -> ClientError {
     ClientError::Transport(e.to_string())
 }
 
+/// The QoS of subscriptions over MQTT 3.1.1. Sessions are clean, so a QoS 1
+/// subscription would buy redelivery only within a session that ends with the
+/// connection anyway; and NATS, the 3.1.1 broker hcore is run on, backs each QoS 1
+/// subscription with a JetStream consumer, which takes seconds to create on a cluster and
+/// is refused while the cluster elects leaders after losing a node. QoS 0 subscriptions
+/// are plain NATS subscriptions. Publishes keep their QoS.
+const V311_SUBSCRIBE_QOS: u8 = 0;
+
 /// Most QoS 1 publishes in flight on one connection (the broker's receive maximum, if
 /// smaller, wins).
 const MAX_INFLIGHT: u16 = 256;
@@ -177,7 +185,10 @@ impl Mqtt {
     pub async fn subscribe(&self, filter: &str, q: u8) -> Result<(), ClientError> {
         match self {
             Mqtt::V5(c) => c.subscribe(filter, qos5(q)).await.map_err(transport_error),
-            Mqtt::V311(c) => c.subscribe(filter, qos4(q)).await.map_err(transport_error),
+            Mqtt::V311(c) => c
+                .subscribe(filter, qos4(V311_SUBSCRIBE_QOS))
+                .await
+                .map_err(transport_error),
         }
     }
 

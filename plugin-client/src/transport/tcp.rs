@@ -143,6 +143,8 @@ impl TcpLink {
             first_connection(id, &nodes, liveness.as_ref(), session).await?;
         let id = id.to_string();
         let mut moved = false;
+        // Nodes tried since the last connection.
+        let mut tried = 0usize;
         sink(Event::Connected { session });
         let (suback_tx, subacks) = tokio::sync::watch::channel(0u64);
         let refusals = std::sync::Arc::new(std::sync::Mutex::new(Refusals::default()));
@@ -160,6 +162,7 @@ impl TcpLink {
                     Ok(Polled::Message(m)) => sink(Event::Message(m)),
                     Ok(Polled::ConnAck) => {
                         backoff = BACKOFF_FIRST;
+                        tried = 0;
                         connected = true;
                         if std::mem::take(&mut moved) {
                             tracing::info!("failed over to {}", target(&nodes[node]));
@@ -193,16 +196,24 @@ impl TcpLink {
                         } else {
                             tracing::debug!(error = %e, retry_in = ?backoff, "reconnect failed");
                         }
-                        // With several nodes, every failed attempt tries the next one.
+                        // With several nodes, every failed attempt tries the next one,
+                        // at once; the backoff grows once every node has been tried.
+                        let mut wait = backoff;
                         if nodes.len() > 1 {
                             node = (node + 1) % nodes.len();
                             moved = true;
+                            tried += 1;
                             if let Err(e) = poller.retarget(&id, &nodes[node]) {
                                 tracing::warn!("{}: {e}", target(&nodes[node]));
                             }
+                            if tried % nodes.len() != 0 {
+                                wait = BACKOFF_FIRST;
+                            }
                         }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        tokio::time::sleep(wait).await;
+                        if wait == backoff {
+                            backoff = (backoff * 2).min(BACKOFF_MAX);
+                        }
                         session = next_session(session);
                         set_will(&mut poller, liveness.as_ref(), session);
                     }

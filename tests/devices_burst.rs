@@ -27,15 +27,6 @@ fn device_list() -> Value {
     Value::Array(list)
 }
 
-/// User + system CPU seconds of a process.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-        .split_whitespace()
-        .collect();
-    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) as f64 / 100.0
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_devices_reporting_every_second_for_a_minute() {
     let h = start().await;
@@ -90,7 +81,7 @@ async fn two_hundred_devices_reporting_every_second_for_a_minute() {
         }
     });
 
-    let cpu_before = cpu_secs(pid);
+    let cpu_before = hcore_tests::binary::proc_cpu_secs(pid);
     let began = Instant::now();
     let tick = Duration::from_micros(1_000_000 / DEVICES as u64);
     let mut next = tokio::time::Instant::now();
@@ -140,7 +131,7 @@ async fn two_hundred_devices_reporting_every_second_for_a_minute() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let settled = settle.elapsed();
-    let cpu = cpu_secs(pid) - cpu_before;
+    let cpu = hcore_tests::binary::proc_cpu_secs(pid) - cpu_before;
     let (rss, peak) = (proc_status_kb(pid, "VmRSS:"), proc_status_kb(pid, "VmHWM:"));
     let set = confirmed.unwrap().await.unwrap().unwrap();
     assert_eq!(set["status"], "done", "a command during the burst: {set}");

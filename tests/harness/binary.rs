@@ -136,6 +136,16 @@ pub fn sigterm(pid: u32) {
     assert!(status.success());
 }
 
+/// User + system CPU seconds a process has used (`/proc/<pid>/stat`).
+pub fn proc_cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces, in parentheses).
+    let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    (f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()) as f64 / 100.0
+}
+
 /// A memory field of `/proc/<pid>/status` in KB: `VmRSS:` (now) or `VmHWM:` (peak).
 pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

@@ -28,15 +28,6 @@ fn status_kb(pid: u32, field: &str) -> u64 {
     hcore_tests::binary::proc_status_kb(pid, field)
 }
 
-/// User + system CPU seconds of a process so far.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    ticks as f64 / 100.0
-}
-
 fn stripped_size(bin: &Path) -> u64 {
     let copy = std::env::temp_dir().join(format!("hcore-host-stripped-{}", std::process::id()));
     std::fs::copy(bin, &copy).unwrap();
@@ -115,7 +106,7 @@ async fn bench() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle_rss = status_kb(pid, "VmRSS:");
     let (anon, file) = (status_kb(pid, "RssAnon:"), status_kb(pid, "RssFile:"));
-    let idle_cpu = cpu_secs(pid);
+    let idle_cpu = hcore_tests::binary::proc_cpu_secs(pid);
     let plugin_rss: Vec<(String, u64)> = {
         let report = admin.call("bench-host.list", serde_json::json!({})).await;
         // Only the kernel may call the host: read the pids from the retained report.
@@ -163,7 +154,7 @@ async fn bench() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let chatty_took = started.elapsed();
-    let busy_cpu = cpu_secs(pid) - idle_cpu;
+    let busy_cpu = hcore_tests::binary::proc_cpu_secs(pid) - idle_cpu;
     let after_rss = status_kb(pid, "VmRSS:");
     let peak = status_kb(pid, "VmHWM:");
     let size = std::fs::metadata(&bin).unwrap().len();

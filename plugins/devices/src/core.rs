@@ -24,6 +24,8 @@ pub enum Effect {
     Store(String, Option<Box<Known>>),
     /// A topic discovery named (a Home Assistant entity's state topic).
     Subscribe(String),
+    /// A topic no discovered entity reads any more.
+    Unsubscribe(String),
 }
 
 pub struct Waiter {
@@ -89,6 +91,9 @@ impl Core {
         let parsed = lock(&self.sources).parse(&m.topic, &m.payload);
         for topic in parsed.subscribe {
             self.effect(Effect::Subscribe(topic));
+        }
+        for topic in parsed.unsubscribe {
+            self.effect(Effect::Unsubscribe(topic));
         }
         let updates = parsed.updates;
         if updates.is_empty() {
@@ -215,6 +220,7 @@ async fn apply_effects(client: Client, mut rx: mpsc::Receiver<Effect>, handler: 
                 .await
                 .map(|_| ()),
             Effect::Subscribe(topic) => client.subscribe_inline(&topic, handler.clone()).await,
+            Effect::Unsubscribe(topic) => client.unsubscribe(&topic).await,
         };
         if let Err(e) = outcome {
             tracing::warn!("devices: {e}");

@@ -186,6 +186,8 @@ pub struct Parsed {
     pub updates: Vec<Update>,
     /// Topics discovery named that are not read yet.
     pub subscribe: Vec<String>,
+    /// Topics no discovered entity reads any more.
+    pub unsubscribe: Vec<String>,
 }
 
 impl Sources {
@@ -219,9 +221,10 @@ impl Sources {
             out.updates.extend(z.parse(topic, payload));
         }
         if let Some(h) = self.ha.as_mut().filter(|h| h.owns(topic)) {
-            let (updates, subscribe) = h.parse(topic, payload);
+            let (updates, wiring) = h.parse(topic, payload);
             out.updates.extend(updates);
-            out.subscribe = subscribe;
+            out.subscribe = wiring.subscribe;
+            out.unsubscribe = wiring.unsubscribe;
         }
         if let Some(t) = self.tasmota.as_mut().filter(|_| tasmota::owns(topic)) {
             out.updates.extend(t.parse(topic, payload));

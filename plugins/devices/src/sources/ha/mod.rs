@@ -24,6 +24,13 @@ use entity::{entity, read, Entity};
 
 pub const SOURCE: &str = "homeassistant";
 
+/// Topics discovery made worth reading, and topics no entity reads any more.
+#[derive(Debug, Default)]
+pub struct Wiring {
+    pub subscribe: Vec<String>,
+    pub unsubscribe: Vec<String>,
+}
+
 /// Most entities tracked (each has a few topics).
 const MAX_ENTITIES: usize = 10_000;
 
@@ -69,7 +76,7 @@ impl Ha {
     }
 
     /// Updates, and the topics to subscribe to that discovery named.
-    pub fn parse(&mut self, topic: &str, payload: &[u8]) -> (Vec<Update>, Vec<String>) {
+    pub fn parse(&mut self, topic: &str, payload: &[u8]) -> (Vec<Update>, Wiring) {
         if let Some(rest) = topic
             .strip_prefix(&self.prefix)
             .and_then(|r| r.strip_prefix('/'))
@@ -78,18 +85,19 @@ impl Ha {
                 return self.config(topic, rest, payload);
             }
         }
-        (self.state(topic, payload), Vec::new())
+        (self.state(topic, payload), Wiring::default())
     }
 
-    fn config(&mut self, topic: &str, rest: &str, payload: &[u8]) -> (Vec<Update>, Vec<String>) {
+    fn config(&mut self, topic: &str, rest: &str, payload: &[u8]) -> (Vec<Update>, Wiring) {
         let parts: Vec<&str> = rest.split('/').collect();
         let component = parts[0];
         if payload.is_empty() {
-            return (self.remove(topic), Vec::new());
+            let mut wiring = Wiring::default();
+            return (self.remove(topic, &mut wiring), wiring);
         }
         let Ok(Value::Object(raw)) = serde_json::from_slice::<Value>(payload) else {
             tracing::warn!(topic, "discovery config is not a JSON object; ignored");
-            return (Vec::new(), Vec::new());
+            return (Vec::new(), Wiring::default());
         };
         let mut c = expand(raw);
         let object = parts
@@ -127,7 +135,7 @@ impl Ha {
             ));
         }
         let mut updates = Vec::new();
-        let mut subscribe = Vec::new();
+        let mut wiring = Wiring::default();
         for (key, platform, object, config) in entities {
             if self.configs.len() >= MAX_ENTITIES && !self.configs.contains_key(&key) {
                 tracing::warn!("{MAX_ENTITIES} Home Assistant entities known; {key} ignored");
@@ -136,8 +144,14 @@ impl Ha {
             match entity(&platform, &object, &config) {
                 Ok(e) => {
                     let device_key = device_key(&config, &key);
-                    subscribe.extend(self.add(&key, &device_key, &config, e));
+                    let left = self.add(&key, &device_key, &config, e, &mut wiring);
                     updates.push(self.describe(&device_key));
+                    if let Some(old) = left {
+                        updates.push(match self.devices.contains_key(&old) {
+                            true => self.describe(&old),
+                            false => Update::Forget(Local::new(SOURCE, &old)),
+                        });
+                    }
                 }
                 Err(why) => {
                     // Logged once per entity; the memory of what was logged is bounded.
@@ -150,46 +164,78 @@ impl Ha {
                 }
             }
         }
-        (updates, subscribe)
+        (updates, wiring)
     }
 
-    /// Stores an entity; returns the topics newly read.
+    /// Stores an entity (and says which topics to read or stop reading); returns the
+    /// device it moved from, if the config named another device before.
     fn add(
         &mut self,
         key: &str,
         device_key: &str,
         config: &Map<String, Value>,
         e: Entity,
-    ) -> Vec<String> {
+        wiring: &mut Wiring,
+    ) -> Option<String> {
         let dev = &config.get("device").cloned().unwrap_or(Value::Null);
         let d = self.devices.entry(device_key.to_string()).or_default();
         let text = |v: &Value| v.as_str().map(str::to_string);
         d.name = text(&dev["name"])
-            .or_else(|| text(&config["name"]))
+            .or_else(|| config.get("name").and_then(text))
             .unwrap_or_else(|| device_key.to_string());
         d.manufacturer = text(&dev["manufacturer"]);
         d.model = text(&dev["model"]);
         d.aliases = aliases(dev);
-        let mut new = Vec::new();
-        for t in e
-            .readings
-            .iter()
-            .map(|r| &r.topic)
-            .chain(e.availability.iter().map(|a| &a.0))
-        {
+        d.entities.insert(key.to_string(), e);
+        let moved = self
+            .configs
+            .insert(key.to_string(), (device_key.to_string(), key.to_string()))
+            .map(|(old, _)| old)
+            .filter(|old| old != device_key);
+        self.rewire(device_key, wiring);
+        // A config that names another device now leaves its old one.
+        let old = moved?;
+        let d = self.devices.get_mut(&old)?;
+        d.entities.remove(key);
+        let empty = d.entities.is_empty();
+        self.rewire(&old, wiring);
+        if empty {
+            self.devices.remove(&old);
+        }
+        Some(old)
+    }
+
+    /// Makes the topic index say exactly which topics `device_key` reads now: topics it
+    /// starts reading go to `wiring.subscribe`, topics nobody reads any more to
+    /// `wiring.unsubscribe` (so configs that come and go leave nothing behind).
+    fn rewire(&mut self, device_key: &str, wiring: &mut Wiring) {
+        let reads: HashSet<String> = self
+            .devices
+            .get(device_key)
+            .into_iter()
+            .flat_map(|d| d.entities.values())
+            .flat_map(|e| {
+                let readings = e.readings.iter().map(|r| r.topic.clone());
+                readings.chain(e.availability.iter().map(|a| a.0.clone()))
+            })
+            .collect();
+        self.topics.retain(|topic, readers| {
+            if !reads.contains(topic) && readers.remove(device_key) && readers.is_empty() {
+                wiring.unsubscribe.push(topic.clone());
+                return false;
+            }
+            true
+        });
+        for t in reads {
             let readers = self.topics.entry(t.clone()).or_default();
             if readers.is_empty() {
-                new.push(t.clone());
+                wiring.subscribe.push(t);
             }
             readers.insert(device_key.to_string());
         }
-        d.entities.insert(key.to_string(), e);
-        self.configs
-            .insert(key.to_string(), (device_key.to_string(), key.to_string()));
-        new
     }
 
-    fn remove(&mut self, topic: &str) -> Vec<Update> {
+    fn remove(&mut self, topic: &str, wiring: &mut Wiring) -> Vec<Update> {
         let keys: Vec<String> = self
             .configs
             .keys()
@@ -205,7 +251,9 @@ impl Ha {
                 continue;
             };
             d.entities.remove(&k);
-            if d.entities.is_empty() {
+            let empty = d.entities.is_empty();
+            self.rewire(&device_key, wiring);
+            if empty {
                 self.devices.remove(&device_key);
                 out.push(Update::Forget(Local::new(SOURCE, &device_key)));
             } else {

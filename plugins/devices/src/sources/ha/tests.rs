@@ -1,11 +1,11 @@
 //! Home Assistant discovery read entity by entity.
 
 use super::super::{Description, Local, Route, Update};
-use super::{Ha, SOURCE};
+use super::{Ha, Wiring, SOURCE};
 use serde_json::json;
 use serde_json::Value;
 
-fn discover(ha: &mut Ha, topic: &str, config: Value) -> (Vec<Update>, Vec<String>) {
+fn discover(ha: &mut Ha, topic: &str, config: Value) -> (Vec<Update>, Wiring) {
     ha.parse(topic, config.to_string().as_bytes())
 }
 
@@ -23,7 +23,7 @@ fn described(updates: &[Update]) -> &Description {
 fn cover_and_climate_entities() {
     let mut ha = Ha::new("homeassistant");
     let dev = json!({"ids": ["zwave-12"], "name": "Living room"});
-    let (u, subscribe) = discover(
+    let (u, wiring) = discover(
         &mut ha,
         "homeassistant/cover/zwave-12/blind/config",
         json!({"name": "Blind", "cmd_t": "zw/12/cmd", "stat_t": "zw/12/state", "pos_t": "zw/12/pos",
@@ -35,7 +35,9 @@ fn cover_and_climate_entities() {
         vec![json!("OPEN"), json!("CLOSE"), json!("STOP")]
     );
     assert!(d.properties["blind_position"].settable);
-    assert_eq!(subscribe, ["zw/12/state", "zw/12/pos"]);
+    let mut subscribe = wiring.subscribe.clone();
+    subscribe.sort();
+    assert_eq!(subscribe, ["zw/12/pos", "zw/12/state"]);
     let (u, _) = discover(
         &mut ha,
         "homeassistant/climate/zwave-12/thermostat/config",
@@ -105,4 +107,49 @@ fn unsupported_components_and_templates_are_skipped() {
     );
     let (u, _) = ha.parse("door/attrs", br#"{"battery": 80}"#);
     assert!(matches!(&u[0], Update::Report { values, .. } if values["battery"] == 80));
+}
+
+#[test]
+fn configs_that_come_and_go_leave_no_topics_behind() {
+    let mut ha = Ha::new("homeassistant");
+    for i in 0..50 {
+        let topic = format!("homeassistant/sensor/n{i}/t/config");
+        let (_, w) = discover(
+            &mut ha,
+            &topic,
+            serde_json::json!({"stat_t": format!("n{i}/t"), "unit_of_meas": "°C"}),
+        );
+        assert_eq!(w.subscribe, [format!("n{i}/t")]);
+        let (u, w) = ha.parse(&topic, b"");
+        assert!(matches!(&u[0], Update::Forget(_)));
+        assert_eq!(w.unsubscribe, [format!("n{i}/t")]);
+    }
+    assert!(ha.topics.is_empty() && ha.devices.is_empty() && ha.configs.is_empty());
+    // A config moved to another device leaves the old one, and the old topic with it.
+    let topic = "homeassistant/switch/x/config";
+    discover(
+        &mut ha,
+        topic,
+        serde_json::json!({"stat_t": "a/state", "dev": {"ids": "dev-a"}}),
+    );
+    let (_, w) = discover(
+        &mut ha,
+        topic,
+        serde_json::json!({"stat_t": "b/state", "dev": {"ids": "dev-b"}}),
+    );
+    assert_eq!(
+        (w.subscribe, w.unsubscribe),
+        (vec!["b/state".to_string()], vec!["a/state".to_string()])
+    );
+    assert!(
+        !ha.devices.contains_key("dev-a"),
+        "the old device had nothing else"
+    );
+    // A config with neither a name nor a device is read (no panic on missing keys).
+    let (u, _) = discover(
+        &mut ha,
+        "homeassistant/sensor/bare/config",
+        serde_json::json!({"stat_t": "bare/t"}),
+    );
+    assert!(matches!(&u[0], Update::Describe(_)));
 }

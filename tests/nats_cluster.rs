@@ -5,29 +5,14 @@
 //! readable on every node; the kernel killed and restarted keeps state and storage.
 //! The failover time is printed.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hcore_client::{Client, ClientOptions};
-use hcore_tests::binary::hcore;
+use hcore_tests::bus::spawn_kernel;
 use hcore_tests::hub::until_online;
 use hcore_tests::nats::NatsCluster;
 use hcore_tests::{TempDir, WAIT};
 use serde_json::{json, Value};
-
-fn kernel(url: &str, data: &std::path::Path) -> tokio::process::Child {
-    hcore()
-        .args(["run", "--broker", url, "--data-dir"])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("HCORE_TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        })
-        .spawn()
-        .unwrap()
-}
 
 /// The kernel's view of plugin `id`: (online, session).
 async fn plugin_seen(client: &Client, id: &str) -> Option<(bool, u64)> {
@@ -79,7 +64,7 @@ async fn on_a_nats_cluster_a_plugin_fails_over_and_state_survives() {
     .await
     .unwrap();
     let mut status = observer.subscribe("hc/kernel/status").await.unwrap();
-    let mut k = kernel(&cluster.nodes[0].url, &data);
+    let mut k = spawn_kernel(&cluster.nodes[0].url, &data);
     until_online(&mut status).await;
 
     // A plugin on node 1 that may move to node 2; its writes go through the kernel on 0.
@@ -151,7 +136,7 @@ async fn on_a_nats_cluster_a_plugin_fails_over_and_state_survives() {
     // The kernel dies and comes back: state and storage are intact.
     let _ = k.start_kill();
     let _ = k.wait().await;
-    let mut k = kernel(&cluster.nodes[0].url, &data);
+    let mut k = spawn_kernel(&cluster.nodes[0].url, &data);
     until_online(&mut status).await;
     // (NATS may reset other nodes' client connections when a node dies; a call made
     // while a client reconnects fails at once and is made again.)

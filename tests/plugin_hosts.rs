@@ -183,11 +183,7 @@ async fn hosts_on_two_pis_are_managed_from_the_hub() {
             .arg(&conf)
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::null())
-            .stderr(if std::env::var_os("HCORE_TEST_LOG").is_some() {
-                std::process::Stdio::inherit()
-            } else {
-                std::process::Stdio::null()
-            })
+            .stderr(hcore_tests::test_log())
             .spawn()
             .unwrap();
         sites.push(Site { ns, host });

@@ -12,7 +12,7 @@ use hcore_client::protocol::{
     payload_call_key, validate_state_key, ErrorCode, Incoming, Manifest, MethodName, Parsed,
     PluginStatus, ReplyTo, RpcError, Topics, IDENTITY_PROPERTY, KERNEL_SERVICES,
 };
-use hcore_client::Message;
+use hcore_client::{Message, Outgoing};
 use serde_json::Value;
 
 use crate::calls::{StatusChange, Tracked};
@@ -30,6 +30,9 @@ pub(crate) struct Core {
     pub services: Services,
     /// Set once shutdown begins: every call is answered `unavailable`.
     pub stopping: AtomicBool,
+    /// The kernel hands each call to a provider itself (a broker without shared
+    /// subscriptions); otherwise the broker's shared subscriptions pick one.
+    pub hands_out_calls: bool,
     ratelog: RateLog,
 }
 
@@ -38,11 +41,12 @@ fn shutting_down() -> RpcError {
 }
 
 impl Core {
-    pub fn new(topics: Topics, services: Services) -> Core {
+    pub fn new(topics: Topics, services: Services, hands_out_calls: bool) -> Core {
         Core {
             topics,
             services,
             stopping: AtomicBool::new(false),
+            hands_out_calls,
             ratelog: RateLog::default(),
         }
     }
@@ -72,7 +76,8 @@ impl Core {
                     .answered(caller, key.unwrap_or_default());
             }
             Some(Parsed::StateSet { key }) => self.on_state_set(key, m),
-            Some(Parsed::PluginStatus { id }) => self.on_status(id, m),
+            Some(Parsed::PluginStatus { id }) => self.on_status(id, id, m),
+            Some(Parsed::ReplicaStatus { id, client }) => self.on_status(id, client, m),
             Some(Parsed::PluginManifest { id }) => self.on_manifest(id, m),
             Some(Parsed::PluginHosted { id }) => self.on_hosted(id, m),
             _ => {}
@@ -102,8 +107,9 @@ impl Core {
             m.correlation.as_ref(),
         ) {
             Ok(i) => i,
-            // A provider answers malformed requests to its own methods itself.
-            Err(_) if provided => return,
+            // A provider answers malformed requests to its own methods itself (when the
+            // broker hands calls out).
+            Err(_) if provided && !self.hands_out_calls => return,
             Err(refused) => return self.reply(&refused.reply, Err(refused.error)),
         };
         let name = match name {
@@ -116,7 +122,7 @@ impl Core {
             return self.reply(&incoming.reply, Err(shutting_down()));
         }
         if provided {
-            return self.watch(caller, &name, incoming);
+            return self.watch(caller, &name, incoming, m);
         }
         if let Some(late) = incoming.expired() {
             return self.reply(&incoming.reply, Err(late));
@@ -141,19 +147,33 @@ impl Core {
     }
 
     /// A call to a provided method: the provider answers; the kernel watches for the
-    /// provider dying first.
-    fn watch(&self, caller: &str, name: &MethodName, incoming: Incoming) {
+    /// provider dying first. When the kernel hands calls out, it picks the provider's
+    /// connection and forwards the call there.
+    fn watch(&self, caller: &str, name: &MethodName, incoming: Incoming, m: &Message) {
         // A call without an id or correlation data is still watched (under the empty
         // key), so that its provider's reply, which has none either, is let through.
-        let key = incoming.key.unwrap_or_default();
+        let key = incoming.key.clone().unwrap_or_default();
         let deadline = incoming.request.deadline;
         let reply = incoming.reply.clone();
-        match self
-            .services
-            .calls
-            .track(caller, key, name.as_str(), incoming.reply, deadline)
-        {
-            Tracked::Watching => {}
+        let mut taker = None;
+        if self.hands_out_calls {
+            let calls = &self.services.calls;
+            taker = calls.hand_out(caller, key.clone(), name.as_str());
+            if taker.is_none() {
+                let e = RpcError::new(ErrorCode::NoResponders, format!("nobody provides {name}"));
+                return self.reply(&reply, Err(e));
+            }
+        }
+        let tracked =
+            self.services
+                .calls
+                .track(caller, key, name.as_str(), incoming.reply.clone(), deadline);
+        match tracked {
+            Tracked::Watching => {
+                if let Some((provider, client)) = taker {
+                    self.forward(caller, name, &provider, &client, &incoming, m);
+                }
+            }
             Tracked::Failed(f) => self.fail_unavailable(&f.method, &f.reply),
             Tracked::NoRoom => {
                 let e = RpcError::new(
@@ -163,6 +183,39 @@ impl Core {
                 self.reply(&reply, Err(e));
             }
         }
+    }
+
+    /// Hands a call to connection `client` of `provider` on its delivery topic, with
+    /// the reply topic in the payload (the caller may have named it only in MQTT 5
+    /// properties, which a 3.1.1 provider would not see).
+    fn forward(
+        &self,
+        caller: &str,
+        name: &MethodName,
+        provider: &str,
+        client: &str,
+        incoming: &Incoming,
+        m: &Message,
+    ) {
+        let payload = match &incoming.request.reply_to {
+            Some(_) => m.payload.clone(),
+            None => {
+                let mut request = incoming.request.clone();
+                request.reply_to = Some(incoming.reply.topic.clone());
+                serde_json::to_vec(&request).unwrap_or_default().into()
+            }
+        };
+        let topic = self
+            .topics
+            .delivery(provider, client, caller, name.service(), name.method());
+        tracing::debug!(provider, client, "call handed out");
+        self.services.replier.send(Outgoing {
+            topic,
+            payload,
+            qos: 0,
+            retain: false,
+            correlation: incoming.reply.correlation.clone(),
+        });
     }
 
     fn fail_unavailable(&self, method: &str, to: &ReplyTo) {
@@ -225,7 +278,8 @@ impl Core {
         }
     }
 
-    fn on_status(&self, id: &str, m: &Message) {
+    /// The status of connection `client` of plugin `id` (`client` = `id`: its own).
+    fn on_status(&self, id: &str, client: &str, m: &Message) {
         if m.payload.is_empty() {
             return;
         }
@@ -246,7 +300,11 @@ impl Core {
                 status.session
             ));
         }
-        let change = self.services.calls.registry().on_status(id, &status);
+        let change = self
+            .services
+            .calls
+            .registry()
+            .on_status(id, client, &status);
         match change {
             StatusChange::Online => {
                 tracing::info!(plugin = id, session = status.session, "plugin online")
@@ -257,12 +315,36 @@ impl Core {
                 "stale offline status ignored"
             ),
             StatusChange::Unchanged => {}
+            StatusChange::NoRoom => self.ratelog.warn(&format!(
+                "status of {id} replica {client} ignored: too many connections of {id}"
+            )),
             StatusChange::Offline => {
                 tracing::info!(plugin = id, "plugin offline; its services are unregistered");
-                for f in self.services.calls.provider_gone(id) {
+                for f in self.services.calls.provider_gone(id, None) {
                     self.fail_unavailable(&f.method, &f.reply);
                 }
             }
+            StatusChange::ReplicaOffline => {
+                tracing::info!(plugin = id, replica = client, "replica offline");
+                for f in self.services.calls.provider_gone(id, Some(client)) {
+                    self.fail_unavailable(&f.method, &f.reply);
+                }
+            }
+            // The calls the kernel handed to the lost connection never reach the new one
+            // (with shared subscriptions the broker had delivered them, and the will
+            // tells the kernel).
+            StatusChange::Reconnected if self.hands_out_calls => {
+                tracing::info!(
+                    plugin = id,
+                    replica = client,
+                    session = status.session,
+                    "connection replaced without its will; its calls fail"
+                );
+                for f in self.services.calls.provider_gone(id, Some(client)) {
+                    self.fail_unavailable(&f.method, &f.reply);
+                }
+            }
+            StatusChange::Reconnected => {}
         }
     }
 

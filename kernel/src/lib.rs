@@ -130,7 +130,13 @@ impl Kernel {
             max_value_bytes: config.max_value_bytes,
             max_page_bytes: config.max_page_bytes,
         };
-        let core = Arc::new(Core::new(topics.clone(), services));
+        // An external broker may have no shared subscriptions (NATS), and cannot tell the
+        // kernel who took a call: the kernel hands calls to providers itself.
+        let hands_out_calls = connection.policy().is_none();
+        if hands_out_calls {
+            tracing::info!("the kernel hands each call to one provider connection (external broker; see PROTOCOL.md)");
+        }
+        let core = Arc::new(Core::new(topics.clone(), services, hands_out_calls));
         let client = connection
             .client(kernel_options(&config, &core))
             .await
@@ -221,6 +227,7 @@ fn kernel_options(config: &KernelConfig, core: &Arc<Core>) -> ClientOptions {
         ..Manifest::default()
     });
     options.announce = Announce::Kernel;
+    options.calls_via_kernel = core.hands_out_calls;
     options.root = root.clone();
     options.on_connect = Some(on_connect);
     for filter in [
@@ -228,6 +235,7 @@ fn kernel_options(config: &KernelConfig, core: &Arc<Core>) -> ClientOptions {
         "reply/#",
         "state/#",
         "plugin/+/status",
+        "plugin/+/replica/+",
         "plugin/+/manifest",
         "plugin/+/hosted",
     ] {

@@ -20,6 +20,7 @@ use crate::handlers::Handlers;
 use crate::pending::Pending;
 use crate::protocol::{Manifest, PluginStatus, Topics, DEFAULT_ROOT, DEFAULT_TIMEOUT_MS};
 use crate::routes::{InlineHandler, Routes};
+use crate::routing::Routing;
 use crate::transport::{
     Event, LateSink, Link, Liveness, Message, Outgoing, TcpOptions, TlsOptions,
 };
@@ -67,6 +68,9 @@ pub struct ClientOptions {
     pub on_connect: Option<OnConnect>,
     /// In-line handlers subscribed from the first connection on (see `inline`).
     pub inline: Vec<(String, InlineHandler)>,
+    /// The kernel's only: its status says it hands calls to providers itself (for
+    /// brokers without shared subscriptions; see PROTOCOL.md).
+    pub calls_via_kernel: bool,
 }
 
 impl std::fmt::Debug for ClientOptions {
@@ -96,6 +100,7 @@ impl ClientOptions {
             subscription_queue: 10_000,
             on_connect: None,
             inline: Vec::new(),
+            calls_via_kernel: false,
         }
     }
 
@@ -121,7 +126,7 @@ impl ClientOptions {
         let topics = Topics::new(&self.root);
         let status_topic = match self.announce {
             Announce::Quiet => return None,
-            Announce::Plugin => topics.plugin_status(identity),
+            Announce::Plugin => topics.connection_status(identity, &self.id),
             Announce::Kernel => topics.kernel_status(),
         };
         Some(Liveness { status_topic })
@@ -129,7 +134,12 @@ impl ClientOptions {
 }
 
 pub(crate) struct Inner {
+    /// The identity.
     pub id: String,
+    /// The MQTT client id: this connection's name within the identity.
+    pub client_id: String,
+    pub routing: Routing,
+    calls_via_kernel: bool,
     pub topics: Topics,
     pub reply_topic: String,
     pub link: Arc<Link>,
@@ -226,6 +236,9 @@ impl Client {
             },
             routes,
             id: identity,
+            client_id: options.id,
+            routing: Routing::default(),
+            calls_via_kernel: options.calls_via_kernel,
             topics,
             link: Arc::new(link),
             announce: options.announce,
@@ -325,9 +338,15 @@ impl Client {
     }
 
     fn status(&self, mut status: PluginStatus) -> Outgoing {
-        let topic = match self.inner.announce {
-            Announce::Kernel => self.inner.topics.kernel_status(),
-            _ => self.inner.topics.plugin_status(&self.inner.id),
+        let inner = &self.inner;
+        let topic = match inner.announce {
+            Announce::Kernel => {
+                if inner.calls_via_kernel {
+                    status.calls = Some(crate::protocol::CALLS_VIA_KERNEL.into());
+                }
+                inner.topics.kernel_status()
+            }
+            _ => inner.topics.connection_status(&inner.id, &inner.client_id),
         };
         let version = self.lock_manifest().version.clone();
         status.version = (!version.is_empty()).then_some(version);
@@ -374,11 +393,11 @@ impl Client {
         // Replies at QoS 0: a reply matters only to a caller waiting on this live, clean
         // session, and QoS 1 would cost an acknowledgement per call.
         inner.link.subscribe_qos(&inner.reply_topic, 0).await?;
+        if inner.announce != Announce::Kernel {
+            self.subscribe_routing().await?;
+        }
         for m in inner.handlers.methods() {
-            inner
-                .link
-                .subscribe(&inner.topics.provider_filter(&m))
-                .await?;
+            self.subscribe_method(&m).await?;
         }
         for f in inner.routes.filters() {
             inner.link.subscribe(&f).await?;
@@ -454,7 +473,14 @@ impl Client {
             inner.pending.complete(m);
             return;
         }
-        inner.handlers.serve(&inner.topics, &inner.link, m);
+        if inner.announce != Announce::Kernel && m.topic == inner.topics.kernel_status() {
+            self.on_kernel_status(m);
+        }
+        let me = (inner.id.as_str(), inner.client_id.as_str());
+        let via_kernel = inner.routing.via_kernel();
+        inner
+            .handlers
+            .serve(&inner.topics, &inner.link, me, via_kernel, m);
         inner.routes.offer(m);
     }
 }

@@ -68,18 +68,34 @@ impl Handlers {
             .collect()
     }
 
-    /// Serves `m` if it is a call to a provided method; true if it was one.
-    pub fn serve(&self, topics: &Topics, link: &Arc<Link>, m: &Message) -> bool {
+    /// Serves `m` if it is a call to a provided method that is this connection's to
+    /// serve: handed by the kernel to `me` (identity, client id), or from the broker
+    /// unless the kernel hands calls out (`via_kernel`). True if it was one.
+    pub fn serve(
+        &self,
+        topics: &Topics,
+        link: &Arc<Link>,
+        me: (&str, &str),
+        via_kernel: bool,
+        m: &Message,
+    ) -> bool {
         if self.lock().is_empty() {
             return false;
         }
-        let Some(Parsed::Call {
-            caller,
-            service,
-            method,
-        }) = topics.parse(&m.topic)
-        else {
-            return false;
+        let (caller, service, method) = match topics.parse(&m.topic) {
+            Some(Parsed::Call {
+                caller,
+                service,
+                method,
+            }) if !via_kernel => (caller, service, method),
+            Some(Parsed::Delivery {
+                provider,
+                client,
+                caller,
+                service,
+                method,
+            }) if (provider, client) == me => (caller, service, method),
+            _ => return false,
         };
         let name = format!("{service}.{method}");
         let Some(handler) = self.lock().get(&name).cloned() else {

@@ -33,6 +33,7 @@ mod plugin;
 pub mod protocol;
 mod provide;
 mod routes;
+mod routing;
 mod rpc;
 mod state;
 mod storage;

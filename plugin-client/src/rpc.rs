@@ -58,7 +58,8 @@ impl Client {
         };
         let payload =
             serde_json::to_vec(&request).map_err(|e| ClientError::Decode(e.to_string()))?;
-        let reply = self.inner.pending.wait(&id);
+        let via_kernel = method.is_kernel() || self.inner.routing.via_kernel();
+        let reply = self.inner.pending.wait(&id, via_kernel);
         let sent = self
             .publish_message(Outgoing {
                 topic: self.topics().call(self.id(), &method),

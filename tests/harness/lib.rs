@@ -12,6 +12,7 @@
 
 pub mod binary;
 pub mod broker;
+pub mod bus;
 pub mod churn;
 pub mod clients;
 pub mod hub;
@@ -35,6 +36,15 @@ pub fn daemon(program: &str, conf: &std::path::Path) -> tokio::process::Child {
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("{program}: {e} (.ci/run installs it)"))
+}
+
+/// Where a spawned program's log goes: the test's output with `HCORE_TEST_LOG` set (to
+/// debug a failing system test), nowhere otherwise.
+pub fn test_log() -> std::process::Stdio {
+    match std::env::var_os("HCORE_TEST_LOG") {
+        Some(_) => std::process::Stdio::inherit(),
+        None => std::process::Stdio::null(),
+    }
 }
 
 /// How long a test waits for anything before it fails.

@@ -64,12 +64,22 @@ impl Calls {
         self.pending().answered(&(caller.to_string(), key));
     }
 
-    /// A plugin went offline: its services are already unregistered; the calls it had
+    /// A plugin went offline (`client`: only that connection of it): when the plugin is
+    /// gone its services are already unregistered; the calls it (or that connection) had
     /// taken, and calls to methods nobody provides now, fail.
-    pub fn provider_gone(&self, provider: &str) -> Vec<Failed> {
+    pub fn provider_gone(&self, provider: &str, client: Option<&str>) -> Vec<Failed> {
         let registry = self.registry();
         self.pending()
-            .provider_gone(provider, |method| registry.is_provided(method))
+            .provider_gone(provider, client, |method| registry.is_provided(method))
+    }
+
+    /// Hands a call of `method` to one online connection of one of its providers, and
+    /// watches it there: (provider, client id), or `None` when nobody provides it.
+    pub fn hand_out(&self, caller: &str, key: String, method: &str) -> Option<(String, String)> {
+        let (provider, client) = self.registry().pick(method)?;
+        self.pending()
+            .assign((caller.to_string(), key), &provider, &client);
+        Some((provider, client))
     }
 
     /// Every watched call (the kernel is stopping).

@@ -71,6 +71,12 @@ const ORPHAN_TTL: Duration = Duration::from_secs(60);
 /// Longest request id (or correlation data) the kernel tracks.
 pub(crate) const MAX_KEY_LEN: usize = 256;
 
+/// The client id of a taker: the broker names connections `<user>\0<client id>` (or the
+/// client id alone); the kernel names the connections it hands calls to by client id.
+fn client_of(taker: &str) -> &str {
+    taker.rsplit('\0').next().unwrap_or(taker)
+}
+
 pub(crate) struct PendingCalls {
     calls: HashMap<CallKey, Entry>,
     per_caller: HashMap<String, usize>,
@@ -171,16 +177,18 @@ impl PendingCalls {
         self.remove(key);
     }
 
-    /// `provider` went offline: its calls, and calls to methods that `still_provided`
-    /// says nobody serves now, fail.
+    /// `provider` went offline (`client`: only that connection of it): the calls it took,
+    /// and calls to methods that `still_provided` says nobody serves now, fail.
     pub fn provider_gone(
         &mut self,
         provider: &str,
+        client: Option<&str>,
         still_provided: impl Fn(&str) -> bool,
     ) -> Vec<Failed> {
         let mut lost = Vec::new();
         for (key, e) in self.calls.iter_mut() {
-            let took_it = e.provider.as_deref() == Some(provider);
+            let took_it = e.provider.as_deref() == Some(provider)
+                && client.is_none_or(|c| e.takers.iter().any(|t| client_of(t) == c));
             match &e.call {
                 None if took_it => e.provider_gone = true,
                 Some(call)
@@ -264,7 +272,7 @@ mod tests {
             !p.may_reply(&key("3"), "b-conn"),
             "an unknown call has no taker"
         );
-        let failed = p.provider_gone("a", |_| true);
+        let failed = p.provider_gone("a", None, |_| true);
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].reply.topic, "r1");
         p.answered(&key("2"));
@@ -272,18 +280,31 @@ mod tests {
     }
 
     #[test]
+    fn a_replica_going_offline_fails_only_its_own_calls() {
+        let mut p = PendingCalls::new(100);
+        p.assign(key("1"), "lamp", "lamp\0lamp-a");
+        p.assign(key("2"), "lamp", "lamp-b");
+        p.track(key("1"), "lamp.on", reply("r1"), u64::MAX);
+        p.track(key("2"), "lamp.on", reply("r2"), u64::MAX);
+        let failed = p.provider_gone("lamp", Some("lamp-a"), |_| true);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].reply.topic, "r1");
+        assert_eq!(p.provider_gone("lamp", Some("lamp-b"), |_| true).len(), 1);
+    }
+
+    #[test]
     fn unassigned_calls_fail_when_nobody_is_left() {
         let mut p = PendingCalls::new(100);
         p.track(key("1"), "svc.m", reply("r"), u64::MAX);
-        assert!(p.provider_gone("a", |_| true).is_empty());
-        assert_eq!(p.provider_gone("a", |_| false).len(), 1);
+        assert!(p.provider_gone("a", None, |_| true).is_empty());
+        assert_eq!(p.provider_gone("a", None, |_| false).len(), 1);
     }
 
     #[test]
     fn a_call_seen_after_its_provider_died_fails_at_once() {
         let mut p = PendingCalls::new(100);
         p.assign(key("1"), "a", "a-conn");
-        assert!(p.provider_gone("a", |_| true).is_empty());
+        assert!(p.provider_gone("a", None, |_| true).is_empty());
         let Tracked::Failed(failed) = p.track(key("1"), "svc.m", reply("r"), u64::MAX) else {
             panic!("the call must fail at once");
         };

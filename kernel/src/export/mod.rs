@@ -2,6 +2,7 @@
 //! formats, with logins for the kernel and the in-process plugins (`users::Logins`), so
 //! that an external broker enforces the same identities.
 
+mod filters;
 pub mod mosquitto;
 
 use std::path::Path;

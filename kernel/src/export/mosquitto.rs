@@ -8,7 +8,8 @@
 
 use std::fmt::Write;
 
-use crate::users::{Hash, PolicyFile, Resolved, Role, DEVICE_TOPICS};
+use super::filters::{outside_root, state_set_topics};
+use crate::users::{Hash, PolicyFile, Resolved, Role};
 
 /// One login to export: a name, its password hash and its role.
 pub struct Account {
@@ -86,6 +87,9 @@ fn common(root: &str) -> String {
          pattern read {root}/plugin/#\n\
          pattern read {root}/kernel/#\n\
          pattern read {root}/call/%u/#\n\
+         # Calls to provided methods come only from the kernel, which hands each to one\n\
+         # connection of a provider (no one else may publish there).\n\
+         pattern read {root}/deliver/%u/#\n\
          pattern read {root}/reply/%u\n\
          pattern read {root}/reply/%u/#\n\
          pattern write {root}/call/%u/#\n"
@@ -104,21 +108,6 @@ fn user_lines(root: &str, name: &str, role: Role, g: &Resolved) -> String {
         // any reply (the embedded broker checks each one).
         let _ = writeln!(out, "topic write {root}/reply/#");
     }
-    for p in &g.provide {
-        let filter = match p.as_str() {
-            "*" => format!("{root}/call/#"),
-            p => match p.split_once('.') {
-                Some((service, "*")) => format!("{root}/call/+/{service}/#"),
-                Some((service, method)) => format!("{root}/call/+/{service}/{method}"),
-                None => continue,
-            },
-        };
-        let _ = writeln!(out, "topic read {filter}");
-    }
-    if g.provide.iter().any(|p| p == "*") {
-        // Storage requests carry the values written: never anyone else's.
-        let _ = writeln!(out, "topic deny {root}/call/+/storage/#");
-    }
     for key in &g.state {
         for topic in state_set_topics(root, key) {
             let _ = writeln!(out, "topic write {topic}");
@@ -131,48 +120,6 @@ fn user_lines(root: &str, name: &str, role: Role, g: &Resolved) -> String {
         let _ = writeln!(out, "topic read {f}");
     }
     out
-}
-
-/// Grants of topics outside the root, as ACL lines can state them. An ACL cannot say
-/// "everything but the root", so a filter that would also cover the root (`#`, `+/...`)
-/// becomes the device topic trees; filters inside the root are left out (the lines
-/// above say what each user may do there).
-fn outside_root(root: &str, filters: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut add = |f: &str| {
-        if !out.iter().any(|o| o == f) {
-            out.push(f.to_string());
-        }
-    };
-    for f in filters {
-        let first = f.split('/').next().unwrap_or("");
-        match first {
-            "#" | "+" => DEVICE_TOPICS.iter().for_each(|d| add(d)),
-            _ if first == root => {}
-            _ => add(f),
-        }
-    }
-    out
-}
-
-/// The `.../set` command topics of the state keys a filter grants. An ACL cannot say
-/// "ends with /set" after a `#`, so `a/#` grants keys `a` to four levels below it.
-fn state_set_topics(root: &str, key_filter: &str) -> Vec<String> {
-    match key_filter.strip_suffix('#') {
-        None => vec![format!("{root}/state/{key_filter}/set")],
-        Some(prefix) => {
-            let mut topics = Vec::new();
-            if let Some(exact) = prefix.strip_suffix('/') {
-                topics.push(format!("{root}/state/{exact}/set"));
-            }
-            let mut levels = String::new();
-            for _ in 0..4 {
-                levels.push_str("+/");
-                topics.push(format!("{root}/state/{prefix}{levels}set"));
-            }
-            topics
-        }
-    }
 }
 
 #[cfg(test)]
@@ -190,7 +137,11 @@ mod tests {
         assert_eq!(f.passwd.lines().count(), 3);
         assert!(f.passwd.lines().all(|l| l.contains(":$7$")));
         let lamp = &f.acl[f.acl.find("user lamp").unwrap()..f.acl.find("# --- eye").unwrap()];
-        assert!(lamp.contains("topic read hc/call/+/lamp/#\n"));
+        assert!(
+            !lamp.contains("topic read hc/call"),
+            "calls come from the kernel: {lamp}"
+        );
+        assert!(f.acl.contains("pattern read hc/deliver/%u/#\n"));
         assert!(lamp.contains("topic write hc/state/lamp/+/set\n"));
         assert!(lamp.contains("topic write hc/plugin/lamp/#\n"));
         assert!(!lamp.contains("topic write #") && !lamp.contains("topic read #"));

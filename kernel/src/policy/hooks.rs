@@ -44,11 +44,17 @@ impl KernelPolicy {
             Some(Parsed::PluginStatus { id })
             | Some(Parsed::PluginManifest { id })
             | Some(Parsed::PluginHosted { id }) => id == who.identity && announces,
+            Some(Parsed::ReplicaStatus { id, client: c }) => {
+                id == who.identity && c == client.client_id && announces
+            }
             Some(Parsed::StateSet { key }) => {
                 who.grants.as_ref().is_none_or(|g| g.may_write_state(key))
             }
             Some(Parsed::Reply { caller }) => self.may_reply(client, caller, p),
-            Some(Parsed::State { .. }) | Some(Parsed::KernelStatus) | None => false,
+            Some(Parsed::State { .. })
+            | Some(Parsed::KernelStatus)
+            | Some(Parsed::Delivery { .. })
+            | None => false,
         }
     }
 
@@ -141,7 +147,9 @@ impl Hooks for KernelPolicy {
         match (levels.next(), levels.next()) {
             // Naming another identity's reply space (or a wildcard in its place) is
             // refused; broader filters are fine because deliveries are checked.
-            (Some("reply"), Some(caller)) => who.is_admin() || caller == who.identity,
+            (Some("reply"), Some(caller)) | (Some("deliver"), Some(caller)) => {
+                who.is_admin() || caller == who.identity
+            }
             (Some("call"), Some(_)) => {
                 let service = levels.next().unwrap_or("#");
                 let method = levels.next().unwrap_or("");
@@ -161,6 +169,7 @@ impl Hooks for KernelPolicy {
         }
         match self.topics.parse(topic) {
             Some(Parsed::Reply { caller }) => caller == who.identity,
+            Some(Parsed::Delivery { provider, .. }) => provider == who.identity,
             Some(Parsed::Call {
                 caller,
                 service: "storage",

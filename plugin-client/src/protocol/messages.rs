@@ -183,7 +183,11 @@ pub struct StateRecord {
     pub context: StateContext,
 }
 
-/// `<root>/plugin/<id>/status` and `<root>/kernel/status`.
+/// `calls` of a kernel status whose kernel hands each call to one provider itself.
+pub const CALLS_VIA_KERNEL: &str = "kernel";
+
+/// `<root>/plugin/<id>/status`, `<root>/plugin/<id>/replica/<client>` and
+/// `<root>/kernel/status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginStatus {
     pub state: String,
@@ -192,6 +196,10 @@ pub struct PluginStatus {
     pub ts: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// The kernel's only: how calls reach providers (`kernel`: on their delivery topics;
+    /// absent: through the broker's shared subscriptions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls: Option<String>,
 }
 
 impl PluginStatus {
@@ -201,6 +209,7 @@ impl PluginStatus {
             session,
             ts: Some(now_ms()),
             version: None,
+            calls: None,
         }
     }
 
@@ -210,11 +219,17 @@ impl PluginStatus {
             session,
             ts: None,
             version: None,
+            calls: None,
         }
     }
 
     pub fn is_online(&self) -> bool {
         self.state == "online"
+    }
+
+    /// Does the kernel that published this hand calls to providers itself?
+    pub fn calls_via_kernel(&self) -> bool {
+        self.calls.as_deref() == Some(CALLS_VIA_KERNEL)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {

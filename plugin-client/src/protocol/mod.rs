@@ -16,7 +16,7 @@ pub use commands::{Command, GENERIC_ERRORS, KERNEL_METHODS};
 pub use filters::{filter_matches, validate_filter};
 pub use messages::{
     now_ms, Envelope, ErrorCode, Manifest, PluginStatus, Reply, Request, RpcError, StateContext,
-    StateRecord,
+    StateRecord, CALLS_VIA_KERNEL,
 };
 pub use method::{MethodName, KERNEL_SERVICES};
 pub use names::{

@@ -18,6 +18,11 @@ pub enum Parsed<'a> {
     PluginStatus {
         id: &'a str,
     },
+    /// The status of one replica (a connection whose client id is not the identity).
+    ReplicaStatus {
+        id: &'a str,
+        client: &'a str,
+    },
     PluginManifest {
         id: &'a str,
     },
@@ -36,6 +41,14 @@ pub enum Parsed<'a> {
     },
     Reply {
         caller: &'a str,
+    },
+    /// A call the kernel handed to one connection (`client`) of `provider`.
+    Delivery {
+        provider: &'a str,
+        client: &'a str,
+        caller: &'a str,
+        service: &'a str,
+        method: &'a str,
     },
     State {
         key: &'a str,
@@ -68,6 +81,20 @@ impl Topics {
 
     pub fn plugin_status(&self, id: &str) -> String {
         format!("{}/plugin/{id}/status", self.root)
+    }
+
+    /// The status topic of a replica: connection `client` of identity `id`.
+    pub fn replica_status(&self, id: &str, client: &str) -> String {
+        format!("{}/plugin/{id}/replica/{client}", self.root)
+    }
+
+    /// The status topic of a connection: the identity's own when the client id is the
+    /// identity, its replica topic otherwise.
+    pub fn connection_status(&self, id: &str, client: &str) -> String {
+        match id == client {
+            true => self.plugin_status(id),
+            false => self.replica_status(id, client),
+        }
     }
 
     pub fn plugin_manifest(&self, id: &str) -> String {
@@ -118,6 +145,26 @@ impl Topics {
         )
     }
 
+    /// Where the kernel hands a call of `caller` to connection `client` of `provider`.
+    pub fn delivery(
+        &self,
+        provider: &str,
+        client: &str,
+        caller: &str,
+        service: &str,
+        method: &str,
+    ) -> String {
+        format!(
+            "{}/deliver/{provider}/{client}/{caller}/{service}/{method}",
+            self.root
+        )
+    }
+
+    /// Every call handed to connection `client` of `provider`.
+    pub fn delivery_filter(&self, provider: &str, client: &str) -> String {
+        format!("{}/deliver/{provider}/{client}/#", self.root)
+    }
+
     /// Is `topic` the reply space of `caller` (its reply topic or below it)?
     pub fn is_reply_space(&self, caller: &str, topic: &str) -> bool {
         let base = self.reply(caller);
@@ -133,6 +180,10 @@ impl Topics {
             "kernel" if rest == "status" => Some(Parsed::KernelStatus),
             "plugin" => {
                 let (id, what) = rest.split_once('/')?;
+                if let Some(client) = what.strip_prefix("replica/") {
+                    return (!client.is_empty() && !client.contains('/'))
+                        .then_some(Parsed::ReplicaStatus { id, client });
+                }
                 match what {
                     "status" => Some(Parsed::PluginStatus { id }),
                     "manifest" => Some(Parsed::PluginManifest { id }),
@@ -150,6 +201,21 @@ impl Topics {
                 let service = parts.next()?;
                 let method = parts.next()?;
                 Some(Parsed::Call {
+                    caller,
+                    service,
+                    method,
+                })
+            }
+            "deliver" => {
+                let mut parts = rest.splitn(5, '/');
+                let provider = parts.next()?;
+                let client = parts.next()?;
+                let caller = parts.next()?;
+                let service = parts.next()?;
+                let method = parts.next()?;
+                Some(Parsed::Delivery {
+                    provider,
+                    client,
                     caller,
                     service,
                     method,
@@ -209,6 +275,25 @@ mod tests {
             t.parse(&t.state_set("a/b")),
             Some(Parsed::StateSet { key: "a/b" })
         );
+        assert_eq!(
+            t.parse(&t.replica_status("p", "p-2")),
+            Some(Parsed::ReplicaStatus {
+                id: "p",
+                client: "p-2"
+            })
+        );
+        assert_eq!(t.connection_status("p", "p"), t.plugin_status("p"));
+        assert_eq!(
+            t.parse(&t.delivery("p", "p-2", "c", "svc", "m")),
+            Some(Parsed::Delivery {
+                provider: "p",
+                client: "p-2",
+                caller: "c",
+                service: "svc",
+                method: "m"
+            })
+        );
+        assert_eq!(t.parse("hc/deliver/p/p-2/c/svc"), None);
         assert_eq!(t.parse("other/state/x"), None);
         assert_eq!(t.parse("hcx/state/x"), None);
         assert_eq!(t.parse("hc/call/c/state"), None);

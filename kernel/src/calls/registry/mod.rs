@@ -2,11 +2,15 @@
 //! (every plugin seen: its liveness, session, manifest and, for in-process plugins, its
 //! lifecycle).
 
+mod replicas;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use hcore_client::protocol::commands::{HostedPlugin, HostedReport, PluginInfo, Services};
 use hcore_client::protocol::{Manifest, MethodName, PluginStatus, RpcError};
 use hcore_client::ErrorCode;
+
+use replicas::{ReplicaChange, Replicas};
 
 /// `state_commands` filters read from one manifest; more are ignored.
 const MAX_STATE_COMMANDS: usize = 64;
@@ -28,6 +32,8 @@ pub(crate) struct PluginEntry {
     pub state: String,
     pub online: bool,
     pub session: u64,
+    /// Its connections (its own and its replicas') and which are online.
+    replicas: Replicas,
     pub manifest: Manifest,
     pub restarts: u32,
     /// Why the plugin failed (in-process), or what of its manifest was refused.
@@ -43,6 +49,7 @@ impl PluginEntry {
             state: "offline".into(),
             online: false,
             session: 0,
+            replicas: Replicas::default(),
             manifest: Manifest::default(),
             restarts: 0,
             error: None,
@@ -56,8 +63,15 @@ impl PluginEntry {
 pub(crate) enum StatusChange {
     Online,
     Offline,
-    /// An `offline` older than the current session (a late or repeated will).
+    /// One replica went offline; the plugin stays online through the others.
+    ReplicaOffline,
+    /// A connection came back with a new session while the old one still counted as
+    /// online (lost without its will): calls handed to the old one are lost.
+    Reconnected,
+    /// Older than the connection's current session (a late or repeated will).
     Stale,
+    /// A replica beyond the bound on connections per identity: ignored.
+    NoRoom,
     Unchanged,
 }
 
@@ -65,6 +79,8 @@ pub(crate) enum StatusChange {
 pub(crate) struct Registry {
     methods: BTreeMap<MethodName, BTreeSet<String>>,
     plugins: BTreeMap<String, PluginEntry>,
+    /// Where the next call handed out starts among a method's providers.
+    next_provider: usize,
 }
 
 /// A kernel service's methods cannot be provided by anyone else.
@@ -164,40 +180,54 @@ impl Registry {
         }
     }
 
-    /// Applies a status message; registers or unregisters the plugin's services.
-    pub fn on_status(&mut self, id: &str, status: &PluginStatus) -> StatusChange {
+    /// Applies the status of connection `client` of plugin `id` (`client` = `id` for
+    /// the plugin's own connection); registers or unregisters the plugin's services.
+    pub fn on_status(&mut self, id: &str, client: &str, status: &PluginStatus) -> StatusChange {
         let entry = self.plugin(id, Kind::Remote);
-        if status.is_online() {
-            if status.session < entry.session {
-                return StatusChange::Stale;
-            }
-            let was = entry.online;
-            entry.online = true;
-            entry.session = status.session;
-            if entry.kind == Kind::Remote {
-                entry.state = "online".into();
-            }
-            self.register_manifest(id);
-            if was {
-                StatusChange::Unchanged
-            } else {
-                StatusChange::Online
-            }
-        } else {
-            if status.session < entry.session {
-                return StatusChange::Stale;
-            }
-            if !entry.online {
-                return StatusChange::Unchanged;
-            }
-            entry.online = false;
-            entry.session = status.session;
-            if entry.kind == Kind::Remote {
-                entry.state = "offline".into();
-            }
-            self.unregister(id, None);
-            StatusChange::Offline
+        let online = status.is_online();
+        let replaced = online && entry.replicas.replaces_live(client, status.session);
+        match entry.replicas.update(client, online, status.session) {
+            ReplicaChange::Applied => {}
+            ReplicaChange::Stale => return StatusChange::Stale,
+            ReplicaChange::NoRoom => return StatusChange::NoRoom,
         }
+        let was = entry.online;
+        entry.online = entry.replicas.any_online();
+        entry.session = entry.replicas.newest_session();
+        if entry.kind == Kind::Remote {
+            entry.state = if entry.online { "online" } else { "offline" }.into();
+        }
+        match (was, entry.online) {
+            (_, true) => {
+                self.register_manifest(id);
+                match (was, online) {
+                    (false, _) => StatusChange::Online,
+                    (true, false) => StatusChange::ReplicaOffline,
+                    (true, true) if replaced => StatusChange::Reconnected,
+                    (true, true) => StatusChange::Unchanged,
+                }
+            }
+            (true, false) => {
+                self.unregister(id, None);
+                StatusChange::Offline
+            }
+            (false, false) => StatusChange::Unchanged,
+        }
+    }
+
+    /// One online connection of a provider of `method`, in turn: (identity, client id).
+    /// A provider known only through `registry.register` (no status) is its own
+    /// connection.
+    pub fn pick(&mut self, method: &str) -> Option<(String, String)> {
+        let providers: Vec<String> = self.methods.get(method)?.iter().cloned().collect();
+        let start = self.next_provider;
+        self.next_provider = self.next_provider.wrapping_add(1);
+        let provider = providers.get(start % providers.len().max(1))?.clone();
+        let client = match self.plugins.get_mut(&provider) {
+            Some(p) if p.replicas.any_online() => p.replicas.next_online()?,
+            _ => provider.clone(),
+        };
+        Some((provider, client))
     }
 
     /// Stores a manifest; an online plugin's services are registered at once.
@@ -314,176 +344,4 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn m(s: &str) -> MethodName {
-        MethodName::new(s).unwrap()
-    }
-
-    #[test]
-    fn stale_offline_is_ignored() {
-        let mut r = Registry::default();
-        r.on_manifest(
-            "p",
-            Manifest {
-                services: vec!["svc.m".into()],
-                ..Default::default()
-            },
-        );
-        assert_eq!(
-            r.on_status("p", &PluginStatus::online(5)),
-            StatusChange::Online
-        );
-        assert!(r.is_provided("svc.m"));
-        assert_eq!(
-            r.on_status("p", &PluginStatus::offline(4)),
-            StatusChange::Stale
-        );
-        assert!(r.is_provided("svc.m"));
-        assert_eq!(
-            r.on_status("p", &PluginStatus::offline(5)),
-            StatusChange::Offline
-        );
-        assert!(!r.is_provided("svc.m"));
-    }
-
-    fn hosted(id: &str, state: &str) -> HostedPlugin {
-        HostedPlugin {
-            id: id.into(),
-            state: state.into(),
-            pid: Some(7),
-            restarts: 1,
-            error: None,
-            retry_at: None,
-        }
-    }
-
-    #[test]
-    fn a_host_report_claims_its_plugins_until_it_drops_them() {
-        let mut r = Registry::default();
-        r.on_status("pi", &PluginStatus::online(10));
-        r.plugin("builtin", Kind::InProcess).kind = Kind::InProcess;
-        let report = |session, plugins| HostedReport { session, plugins };
-        r.on_hosted(
-            "pi",
-            report(
-                10,
-                vec![
-                    hosted("weather", "running"),
-                    hosted("pi", "running"),
-                    hosted("builtin", "x"),
-                ],
-            ),
-        );
-        assert_eq!(r.host_of("weather"), Some(("pi".into(), true)));
-        assert_eq!(r.host_of("pi"), None, "a host cannot host itself");
-        assert_eq!(
-            r.host_of("builtin"),
-            None,
-            "in-process plugins stay the kernel's"
-        );
-        let info = r.plugins().into_iter().find(|p| p.id == "weather").unwrap();
-        assert_eq!(
-            (info.kind.as_str(), info.state.as_str()),
-            ("hosted", "running")
-        );
-        assert_eq!(info.host.as_deref(), Some("pi"));
-
-        // Older than the host's session: ignored.
-        r.on_hosted("pi", report(9, vec![]));
-        assert!(r.host_of("weather").is_some());
-        // The host goes offline: its plugins' state is unknown.
-        r.on_status("pi", &PluginStatus::offline(10));
-        assert_eq!(r.host_of("weather"), Some(("pi".into(), false)));
-        let info = r.plugins().into_iter().find(|p| p.id == "weather").unwrap();
-        assert_eq!(info.state, "host offline");
-        // A new report without it: no longer hosted, and forgotten (it never connected).
-        r.on_hosted("pi", report(11, vec![]));
-        assert_eq!(r.host_of("weather"), None);
-        assert!(r.plugins().iter().all(|p| p.id != "weather"));
-    }
-
-    #[test]
-    fn an_online_plugin_owns_the_state_commands_its_manifest_names() {
-        let mut r = Registry::default();
-        r.on_manifest(
-            "devices",
-            Manifest {
-                state_commands: vec!["devices/+".into()],
-                ..Default::default()
-            },
-        );
-        assert_eq!(
-            r.state_command_owner("devices/lamp"),
-            None,
-            "not online yet"
-        );
-        r.on_status("devices", &PluginStatus::online(1));
-        assert_eq!(r.state_command_owner("devices/lamp"), Some("devices"));
-        assert_eq!(r.state_command_owner("devices/lamp/extra"), None);
-        assert_eq!(r.state_command_owner("thermostat/target"), None);
-        r.on_status("devices", &PluginStatus::offline(1));
-        assert_eq!(r.state_command_owner("devices/lamp"), None);
-    }
-
-    #[test]
-    fn a_host_cannot_claim_what_another_online_host_runs() {
-        let mut r = Registry::default();
-        r.on_status("pi-a", &PluginStatus::online(1));
-        r.on_status("pi-b", &PluginStatus::online(1));
-        r.on_hosted(
-            "pi-a",
-            HostedReport {
-                session: 1,
-                plugins: vec![hosted("lamp", "running")],
-            },
-        );
-        r.on_hosted(
-            "pi-b",
-            HostedReport {
-                session: 1,
-                plugins: vec![hosted("lamp", "running")],
-            },
-        );
-        assert_eq!(r.host_of("lamp"), Some(("pi-a".into(), true)));
-        // Once pi-a is gone, pi-b may run it.
-        r.on_status("pi-a", &PluginStatus::offline(1));
-        r.on_hosted(
-            "pi-b",
-            HostedReport {
-                session: 1,
-                plugins: vec![hosted("lamp", "running")],
-            },
-        );
-        assert_eq!(r.host_of("lamp"), Some(("pi-b".into(), true)));
-    }
-
-    #[test]
-    fn kernel_services_cannot_be_registered() {
-        let mut r = Registry::default();
-        let e = r.register("p", &[m("state.get")]).unwrap_err();
-        assert_eq!(e.code, ErrorCode::Forbidden);
-    }
-
-    #[test]
-    fn a_manifest_registers_what_it_can_and_says_what_it_could_not() {
-        let mut r = Registry::default();
-        r.on_manifest(
-            "p",
-            Manifest {
-                services: vec!["lamp.on".into(), "state.set".into(), "no dot".into()],
-                ..Default::default()
-            },
-        );
-        r.on_status("p", &PluginStatus::online(1));
-        assert!(r.is_provided("lamp.on"));
-        assert!(!r.is_provided("state.set"));
-        let info = &r.plugins()[0];
-        let error = info.error.as_deref().unwrap();
-        assert!(
-            error.contains("state.set") && error.contains("no dot"),
-            "{error}"
-        );
-    }
-}
+mod tests;

@@ -53,7 +53,7 @@ impl Connection {
                     options.username = Some(options.id.clone());
                     options.password = Some(pw.clone());
                 } else {
-                    tracing::warn!(id = %options.id, "no login for this client on the external broker (hcore export mosquitto makes one); connecting without one");
+                    tracing::warn!(id = %options.id, "no login for this client on the external broker (hcore export mosquitto or hcore export nats makes one); connecting without one");
                 }
                 Client::connect(url, options).await
             }

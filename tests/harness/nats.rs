@@ -16,6 +16,7 @@ pub struct Node {
     pub url: String,
     conf: std::path::PathBuf,
     process: Option<Child>,
+    probe: Option<(String, String)>,
 }
 
 pub struct NatsCluster {
@@ -25,6 +26,17 @@ pub struct NatsCluster {
 impl NatsCluster {
     /// Starts `n` nodes under `dir` and waits until each one's MQTT listener serves.
     pub async fn start(n: usize, dir: &Path) -> NatsCluster {
+        NatsCluster::start_with(n, dir, "", None).await
+    }
+
+    /// `start`, with `extra` added to every node's configuration (an `include`), and
+    /// `probe` the (user, password) its readiness probe logs in with.
+    pub async fn start_with(
+        n: usize,
+        dir: &Path,
+        extra: &str,
+        probe: Option<(&str, &str)>,
+    ) -> NatsCluster {
         let routes: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let route_list = routes
             .iter()
@@ -41,7 +53,7 @@ impl NatsCluster {
                     "server_name: hc{i}\nlisten: 127.0.0.1:{client}\n\
                      cluster {{ name: hcore, listen: 127.0.0.1:{route}, routes: [{route_list}] }}\n\
                      jetstream {{ store_dir: \"{}\" }}\n\
-                     mqtt {{ listen: 127.0.0.1:{mqtt} }}\n",
+                     mqtt {{ listen: 127.0.0.1:{mqtt} }}\n{extra}\n",
                     dir.join(format!("js{i}")).display()
                 ),
             )
@@ -51,6 +63,7 @@ impl NatsCluster {
                 url: format!("mqtt://127.0.0.1:{mqtt}"),
                 conf,
                 process,
+                probe: probe.map(|(u, p)| (u.to_string(), p.to_string())),
             });
         }
         let cluster = NatsCluster { nodes };
@@ -91,7 +104,12 @@ impl Node {
     async fn until_serving(&self) {
         let deadline = tokio::time::Instant::now() + WAIT * 3;
         loop {
-            match Client::connect(&self.url, ClientOptions::new("probe").quiet()).await {
+            let mut options = ClientOptions::new("probe").quiet();
+            if let Some((user, password)) = &self.probe {
+                options.username = Some(user.clone());
+                options.password = Some(password.clone());
+            }
+            match Client::connect(&self.url, options).await {
                 Ok(c) => {
                     let _ = c.shutdown().await;
                     return;

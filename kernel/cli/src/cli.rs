@@ -312,6 +312,9 @@ pub enum ExportCommand {
     /// conf; run `hcore run --broker` with the same data directory: the kernel and the
     /// in-process plugins log in with the logins this makes).
     Mosquitto { dir: PathBuf },
+    /// nats-server's `authorization.conf` in DIR, for every node of a NATS cluster to
+    /// `include` (its users need bcrypt hashes: `hcore users passwd` makes them).
+    Nats { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

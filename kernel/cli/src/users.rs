@@ -48,20 +48,35 @@ pub fn users(args: UsersArgs) -> Result<(), String> {
 /// `hcore export`: the users and policy for an external broker.
 pub fn export(args: ExportArgs) -> Result<(), String> {
     let settings = crate::run::settings(args.config.as_deref(), args.data_dir)?;
-    let ExportCommand::Mosquitto { dir } = args.command;
-    let dir = std::path::absolute(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    hcore_kernel::export::mosquitto_files(
+    let (ExportCommand::Mosquitto { dir } | ExportCommand::Nats { dir }) = &args.command;
+    let dir = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (data, plugins, root) = (
         &settings.kernel.data_dir,
         &settings.plugins,
         &settings.kernel.root,
-        &dir,
-    )
-    .map_err(|e| e.to_string())?;
-    println!(
-        "wrote {0}/passwd, {0}/acl and {0}/mosquitto.conf\n\
-         mosquitto reads them as its own user: chgrp mosquitto {0}/*; then mosquitto -c {0}/mosquitto.conf",
-        dir.display()
     );
+    match args.command {
+        ExportCommand::Mosquitto { .. } => {
+            hcore_kernel::export::mosquitto_files(data, plugins, root, &dir)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "wrote {0}/passwd, {0}/acl and {0}/mosquitto.conf\n\
+                 mosquitto reads them as its own user: chgrp mosquitto {0}/*; then mosquitto -c {0}/mosquitto.conf",
+                dir.display()
+            );
+        }
+        ExportCommand::Nats { .. } => {
+            hcore_kernel::export::nats_files(data, plugins, root, &dir)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "wrote {0}/authorization.conf\n\
+                 copy it next to every node's nats-server configuration, add the line \
+                 `include \"authorization.conf\"` there (paths are relative to that file), \
+                 then reload: nats-server --signal reload",
+                dir.display()
+            );
+        }
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@
 //! client that reconnects does not pay the slow hash again; the memory is cleared when
 //! the files change.
 
+mod bcrypt;
 mod grants;
 mod logins;
 mod passwd;
@@ -26,6 +27,8 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+pub(crate) use bcrypt::hash as bcrypt_hash;
+use bcrypt::BcryptFile;
 pub use grants::{Grants, PolicyFile, Resolved, DEVICE_TOPICS};
 pub use logins::Logins;
 pub(crate) use passwd::Hash;
@@ -329,7 +332,19 @@ impl Users {
                 role,
             },
         );
-        self.write(&entries)
+        self.write(&entries)?;
+        self.bcrypt()
+            .set(name, Some(password))
+            .map_err(|e| self.error(e))
+    }
+
+    fn bcrypt(&self) -> BcryptFile {
+        BcryptFile::beside(&self.passwd)
+    }
+
+    /// Every user's bcrypt hash (for nats-server); users without one are missing.
+    pub fn bcrypt_hashes(&self) -> Result<BTreeMap<String, String>, KernelError> {
+        self.bcrypt().read().map_err(|e| self.error(e))
     }
 
     /// Changes a user's password (and role, if given).
@@ -352,7 +367,11 @@ impl Users {
         if let Some(r) = role {
             entry.role = r;
         }
-        self.write(&entries)
+        self.write(&entries)?;
+        match password {
+            Some(p) => self.bcrypt().set(name, Some(p)).map_err(|e| self.error(e)),
+            None => Ok(()),
+        }
     }
 
     /// Removes a user; false if there was none.
@@ -362,6 +381,7 @@ impl Users {
             return Ok(false);
         }
         self.write(&entries)?;
+        self.bcrypt().set(name, None).map_err(|e| self.error(e))?;
         Ok(true)
     }
 }

@@ -3,7 +3,7 @@
 //! Users reach their rights on any node, and the attacks an ACL must stop are refused:
 //! a wrong password, speaking as another plugin (status, calls, state records), forging
 //! the kernel's deliveries, reading another's replies or calls or nats-server's own QoS 1
-//! delivery subjects.
+//! delivery subjects; a connection with alice's client id never gets her rights.
 //!
 //! A refused publish is silent on NATS, so each forgery is followed by an allowed message
 //! from the same connection on the same node; the watcher (an administrator) must see
@@ -48,6 +48,7 @@ async fn a_nats_cluster_enforces_the_users_and_policy() {
         ("alice", "plugin"),
         ("mallory", "plugin"),
         ("watcher", "admin"),
+        ("eye", "observer"),
     ] {
         add_user(&data, user, role, "pw");
     }
@@ -103,8 +104,22 @@ async fn a_nats_cluster_enforces_the_users_and_policy() {
         assert!(sub.is_err(), "mallory subscribed {filter}");
     }
 
-    // Forgeries, each followed by mallory's own event, which the watcher must see first.
+    // Forgeries, each followed by an allowed message from the same connection, which the
+    // watcher must see first. mallory provides nothing and may publish replies; eye, an
+    // observer, may not: a reply needs the call's id, which neither can read.
+    let eye = login(&url(1), "eye", "eye", "pw").await.unwrap();
     let mut seen = watcher.subscribe("#").await.unwrap();
+    eye.publish_raw(
+        "hc/reply/mallory/forged",
+        r#"{"id":"x","result":"forged"}"#,
+        false,
+    )
+    .await
+    .unwrap();
+    eye.publish_raw("hc/call/eye/kernel/ping", "sentinel eye", false)
+        .await
+        .unwrap();
+    none_forged_before(&mut seen, "sentinel eye", "eye's reply").await;
     let forgeries = [
         (
             "hc/plugin/alice/status",
@@ -149,4 +164,23 @@ async fn a_nats_cluster_enforces_the_users_and_policy() {
         mallory.call("alice.echo", json!({"y": 2})).await.unwrap(),
         json!({"y": 2})
     );
+
+    // Takeover: mallory with alice's client id. nats-server closes alice's connection
+    // (MQTT's rule for a reused client id; it cannot tie the id to a user), but the
+    // connection is still mallory's: it may not read alice's deliveries, so it can
+    // never answer her calls. Once it leaves, alice is back and answers.
+    let as_alice = login(&url(1), "mallory", "alice", "pw").await.unwrap();
+    assert!(as_alice.subscribe("hc/deliver/alice/#").await.is_err());
+    let _ = as_alice.shutdown().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match mallory.call("alice.echo", json!({"z": 3})).await {
+            Ok(v) => break assert_eq!(v, json!({"z": 3})),
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "alice never came back: {e}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -19,6 +19,10 @@ use crate::calls::{StatusChange, Tracked};
 use crate::persist::{Job, StateWrite};
 use crate::policy::{role, KERNEL_ID, ROLE_PROPERTY};
 
+/// When to publish the state records again after a broker node died (a NATS cluster
+/// stores retained messages again once it has elected new leaders: 2 to 9 s measured).
+const REPUBLISH_AFTER_NODE_LOSS: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How far ahead of the kernel's clock a plugin's session number may be, milliseconds.
 const SESSION_AHEAD_MS: u64 = 86_400_000;
 use crate::ratelog::RateLog;
@@ -343,6 +347,10 @@ impl Core {
                 for f in self.services.calls.provider_gone(id, Some(client)) {
                     self.fail_unavailable(&f.method, &f.reply);
                 }
+                // A broker node died: retained records written meanwhile may be lost.
+                self.services
+                    .persist
+                    .republish_later(REPUBLISH_AFTER_NODE_LOSS);
             }
             StatusChange::Reconnected => {}
         }

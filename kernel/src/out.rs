@@ -47,12 +47,15 @@ impl Publisher for KernelLink {
     }
 }
 
-/// The reply to a call.
+/// The reply to a call, at QoS 0 like every reply (see PROTOCOL.md): it matters only to
+/// a caller waiting on a live connection, and on a clustered broker a QoS 1 publish is
+/// first stored in the cluster (NATS: a JetStream stream), which stalls while the
+/// cluster elects new leaders after losing a node.
 pub(crate) fn reply_message(to: &ReplyTo, outcome: Result<Value, RpcError>) -> Outgoing {
     Outgoing {
         topic: to.topic.clone(),
         payload: to.payload(outcome).into(),
-        qos: 1,
+        qos: 0,
         retain: false,
         correlation: to.correlation.clone(),
     }

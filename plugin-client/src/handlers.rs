@@ -156,11 +156,12 @@ fn spawn_reply(link: &Arc<Link>, to: ReplyTo, outcome: Result<Value, RpcError>) 
     tokio::spawn(async move { send_reply(&link, to, outcome).await });
 }
 
+/// Replies go at QoS 0 (PROTOCOL.md: a clustered broker stores a QoS 1 publish first).
 async fn send_reply(link: &Link, to: ReplyTo, outcome: Result<Value, RpcError>) {
     let out = Outgoing {
         payload: to.payload(outcome).into(),
         topic: to.topic,
-        qos: 1,
+        qos: 0,
         retain: false,
         correlation: to.correlation,
     };

@@ -36,7 +36,8 @@ pub struct HostConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostSection {
-    /// The hub's broker: `mqtt://host:port` or `mqtts://...` (no credentials here).
+    /// The hub's broker: `mqtt://host:port` or `mqtts://...` (no credentials here), or
+    /// several cluster nodes, comma-separated (the host and its plugins fail over).
     pub broker: String,
     /// The host's user name on the hub: its identity. Without one (a loopback listener
     /// that allows anonymous clients) the identity is `id`.

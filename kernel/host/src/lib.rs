@@ -71,7 +71,9 @@ pub async fn run(config: HostConfig, shutdown: impl Future<Output = ()>) -> Resu
 /// Connects to the hub, retrying with a backoff while it cannot be reached (a Pi often
 /// boots before the hub); a refused login is final.
 async fn connect(config: &HostConfig, changed: watch::Sender<()>) -> Result<Client, HostError> {
-    let url = with_keep_alive(&config.host.broker, config.host.keep_alive_secs);
+    let url = each_url(&config.host.broker, |node| {
+        with_keep_alive(node, config.host.keep_alive_secs)
+    });
     let mut wait = Duration::from_secs(1);
     loop {
         let mut options = ClientOptions::new(
@@ -144,8 +146,23 @@ fn program(config: &HostConfig, p: &config::PluginConfig) -> Program {
 /// The hub's URL as a plugin uses it: its own user name and password, or client
 /// certificate (neither on a listener that takes anonymous clients), the host's
 /// keep-alive.
+/// (`broker` may list several nodes, comma-separated: each gets the same.)
 fn plugin_url(config: &HostConfig, p: &config::PluginConfig) -> String {
-    let url = with_keep_alive(&config.host.broker, config.host.keep_alive_secs);
+    each_url(&config.host.broker, |node| node_url(config, p, node))
+}
+
+/// `f` applied to each URL of a comma-separated list.
+fn each_url(list: &str, f: impl Fn(&str) -> String) -> String {
+    list.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(f)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn node_url(config: &HostConfig, p: &config::PluginConfig, node: &str) -> String {
+    let url = with_keep_alive(node, config.host.keep_alive_secs);
     let Ok(mut parsed) = url::Url::parse(&url) else {
         return url;
     };
@@ -216,5 +233,18 @@ mod tests {
         assert_eq!(o.username, None);
         let cert = o.tls.unwrap().cert.unwrap();
         assert_eq!(cert.to_str(), Some("/etc/hcore/weather.pem"));
+    }
+
+    #[test]
+    fn each_node_of_a_cluster_gets_the_credential() {
+        let config: HostConfig = toml::from_str(
+            "[host]\nbroker = \"mqtt://n2:1883, mqtt://n3:1883\"\nkeep_alive_secs = 10\n\
+             [[plugin]]\nid = \"weather\"\ncommand = \"x\"\npassword = \"pw\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            plugin_url(&config, &config.plugins[0]),
+            "mqtt://weather:pw@n2:1883?keep_alive=10,mqtt://weather:pw@n3:1883?keep_alive=10"
+        );
     }
 }

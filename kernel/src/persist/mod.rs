@@ -18,7 +18,9 @@
 mod effects;
 mod writer;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hcore_client::protocol::{ReplyTo, Topics};
 use serde_json::Value;
@@ -94,6 +96,8 @@ pub(crate) struct Persist {
     tx: mpsc::Sender<Msg>,
     state: Arc<StateStore>,
     storage: Arc<Storage>,
+    /// A `republish_later` is waiting.
+    later: Arc<AtomicBool>,
 }
 
 impl Persist {
@@ -115,6 +119,7 @@ impl Persist {
             tx,
             state: stores.state.clone(),
             storage: stores.storage.clone(),
+            later: Arc::default(),
         };
         tokio::spawn(writer::run(stores, out, flush, rx));
         handle
@@ -154,6 +159,22 @@ impl Persist {
         if self.submit_wait(Job::Republish(tx)).await.is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// Republishes every state record `after` from now; asking again while one waits
+    /// adds nothing. For a clustered broker that lost a node: NATS keeps retained
+    /// messages in JetStream and drops, with only a log line of its own, those it cannot
+    /// store while the cluster elects new leaders.
+    pub fn republish_later(&self, after: Duration) {
+        if self.later.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            me.later.store(false, Ordering::Release);
+            me.republish().await;
+        });
     }
 
     /// Completes every queued job and stops the writer; returns when it has let go of

@@ -292,3 +292,24 @@ async fn a_full_queue_refuses_instead_of_growing() {
     assert!(refused > 0, "a 64-job queue took 1000 jobs at once");
     drain(&f).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_later_republish_happens_once_however_often_it_is_asked() {
+    let f = fixture();
+    f.persist.submit(set("a", json!(1), "s1")).unwrap();
+    drain(&f).await;
+    f.out.take();
+    for _ in 0..3 {
+        f.persist
+            .republish_later(std::time::Duration::from_secs(10));
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(9)).await;
+    drain(&f).await;
+    assert!(f.out.take().is_empty(), "not before its time");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    drain(&f).await;
+    let again = f.out.take();
+    assert_eq!(again.len(), 1, "one record, once");
+    assert!(again[0].retain && again[0].topic == "hc/state/a");
+    assert_eq!(Recorder::json(&again[0])["value"], 1);
+}

@@ -104,8 +104,9 @@ async fn home_assistant_discovery_devices_and_one_device_per_physical_device() {
         false,
     )
     .await;
+    // (Two topics report it, in either order: wait for both.)
     let dimmer = until_device(&admin, "hall_dimmer", "reported", |d| {
-        d["reported"]["brightness"] == 40
+        d["reported"]["brightness"] == 40 && !d["reported"]["power"].is_null()
     })
     .await;
     assert_eq!(dimmer["properties"]["brightness"]["max"], 100.0);

@@ -59,7 +59,7 @@ async fn a_new_subscriber_sees_the_retained_value_before_newer_live_ones() {
             let payload = i.to_be_bytes().to_vec();
             let sent = client.publish("race/tcp", rumqttc::QoS::AtMostOnce, true, payload);
             sent.await.unwrap();
-            if i % 64 == 0 {
+            if i.is_multiple_of(64) {
                 tokio::task::yield_now().await;
             }
         }
@@ -75,7 +75,7 @@ async fn a_new_subscriber_sees_the_retained_value_before_newer_live_ones() {
             i += 1;
             let m = Message::new("race/local", i.to_be_bytes().to_vec()).retained(true);
             local.publish(m).await.unwrap();
-            if i % 16 == 0 {
+            if i.is_multiple_of(16) {
                 tokio::task::yield_now().await;
             }
         }

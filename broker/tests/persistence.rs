@@ -198,3 +198,14 @@ async fn a_store_in_an_unknown_format_is_refused_with_a_clear_error() {
     let err = Broker::start(config(&dir)).await.err().expect("refused");
     assert!(err.to_string().contains("format"), "{err}");
 }
+
+#[tokio::test]
+async fn a_store_in_use_by_a_running_broker_is_refused_and_free_again_after_shutdown() {
+    let dir = TempDir::new();
+    let broker = start_with(config(&dir), None).await;
+    let err = Broker::start(config(&dir)).await.err().expect("refused");
+    assert!(err.to_string().contains("in use"), "{err}");
+    broker.shutdown().await;
+    // Shutdown returns once the store is closed: it opens at once, here too.
+    sled::open(dir.path().join("broker")).unwrap();
+}

@@ -64,7 +64,7 @@ impl Replier {
         };
         if self.queue.try_send(Item::Message(m)).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n == 1 || n % 10_000 == 0 {
+            if n == 1 || n.is_multiple_of(10_000) {
                 tracing::warn!(
                     dropped = n,
                     "reply queue full; replies dropped (callers time out)"

@@ -57,10 +57,10 @@ pub async fn churn(addr: SocketAddr, clients: usize, duration: Duration) -> Chur
 /// One client's visit: connect, subscribe, publish, and leave. The kind of client
 /// changes with the round.
 async fn one_visit(addr: SocketAddr, c: usize, round: u64, n: &Counters) -> Option<()> {
-    let v5 = round % 2 == 0;
-    let persistent = round % 3 == 0;
+    let v5 = round.is_multiple_of(2);
+    let persistent = round.is_multiple_of(3);
     let with_will = round % 4 == 1;
-    let clean_exit = round % 5 != 0;
+    let clean_exit = !round.is_multiple_of(5);
     let id = if persistent {
         format!("churn-p{c}")
     } else {

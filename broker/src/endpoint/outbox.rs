@@ -396,7 +396,7 @@ impl Outbox {
         inner.dropped += 1;
         Metrics::inc(&self.metrics.dropped_slow_subscriber);
         let n = inner.dropped;
-        if n == 1 || n % 10_000 == 0 {
+        if n == 1 || n.is_multiple_of(10_000) {
             tracing::warn!(
                 dropped = n,
                 queued_bytes = inner.buf.len() + inner.waiting.live().1,

@@ -13,6 +13,7 @@ pub(crate) mod record;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::BrokerError;
 
@@ -29,6 +30,24 @@ pub(crate) struct Store {
 
 const FORMAT_KEY: &str = "format";
 
+/// Waits up to 5 s until no one holds the lock of the store in `dir` (sled locks its
+/// `db` file); false if someone still does.
+fn wait_unlocked(dir: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(dir.join("db")) else {
+        return true;
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match file.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return false,
+            _ => return true,
+        }
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`; refuses a store in another format.
     pub fn open(dir: &Path) -> Result<Store, BrokerError> {
@@ -36,6 +55,12 @@ impl Store {
             dir: dir.to_path_buf(),
             source,
         };
+        if !wait_unlocked(dir) {
+            return Err(BrokerError::Config(format!(
+                "persistence_dir {} is in use by another process (another hcore broker?)",
+                dir.display()
+            )));
+        }
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(8 * 1024 * 1024)
@@ -62,6 +87,17 @@ impl Store {
             sessions: db.open_tree("sessions").map_err(err)?,
             db,
         })
+    }
+
+    /// Closes the database and waits until sled's IO threads have let go of its file
+    /// lock, which they do a moment after the last handle is dropped: once this returns,
+    /// the directory can be opened again, by this process too.
+    pub fn close(self) {
+        let dir = self.dir.clone();
+        drop(self);
+        if !wait_unlocked(&dir) {
+            tracing::warn!(dir = %dir.display(), "the store is still locked 5 s after closing it");
+        }
     }
 
     fn error(&self, source: sled::Error) -> BrokerError {

@@ -66,6 +66,7 @@ fn run(
             tracing::error!("saving retained messages and sessions failed (will retry): {e}");
         }
         if last {
+            store.close();
             return;
         }
     }

@@ -206,7 +206,7 @@ impl TcpLink {
                             if let Err(e) = poller.retarget(&id, &nodes[node]) {
                                 tracing::warn!("{}: {e}", target(&nodes[node]));
                             }
-                            if tried % nodes.len() != 0 {
+                            if !tried.is_multiple_of(nodes.len()) {
                                 wait = BACKOFF_FIRST;
                             }
                         }

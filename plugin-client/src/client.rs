@@ -181,8 +181,15 @@ impl Client {
         }
         let nodes = urls
             .into_iter()
-            .map(|u| node_options(u, &options))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|u| {
+                Ok(TcpOptions::from_url(u)?.with_login(
+                    options.username.as_deref(),
+                    options.password.as_deref(),
+                    &options.tls,
+                    &options.id,
+                ))
+            })
+            .collect::<Result<Vec<_>, ClientError>>()?;
         let identity = nodes[0]
             .username
             .clone()
@@ -483,25 +490,4 @@ impl Client {
             .serve(&inner.topics, &inner.link, me, via_kernel, m);
         inner.routes.offer(m);
     }
-}
-
-/// One broker URL's options, with the client options' credentials and TLS files (which
-/// win over the URL's).
-fn node_options(url: &str, options: &ClientOptions) -> Result<TcpOptions, ClientError> {
-    let mut tcp = TcpOptions::from_url(url)?;
-    if options.username.is_some() {
-        tcp.username = options.username.clone();
-        tcp.password = options.password.clone();
-    }
-    if let Some(tls) = &mut tcp.tls {
-        let o = options.tls.clone();
-        tls.ca = o.ca.or(tls.ca.take());
-        tls.cert = o.cert.or(tls.cert.take());
-        tls.key = o.key.or(tls.key.take());
-        // A client certificate logs in as its CN: the id, unless a user name says.
-        if tls.cert.is_some() && tcp.username.is_none() {
-            tcp.username = Some(options.id.clone());
-        }
-    }
-    Ok(tcp)
 }

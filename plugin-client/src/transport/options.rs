@@ -42,6 +42,31 @@ pub struct TcpOptions {
 }
 
 impl TcpOptions {
+    /// These options with the credentials and TLS files given beside the URL, which win
+    /// over the URL's; a client certificate without a user name logs in as `id` (its CN).
+    pub fn with_login(
+        mut self,
+        username: Option<&str>,
+        password: Option<&str>,
+        files: &TlsOptions,
+        id: &str,
+    ) -> TcpOptions {
+        if username.is_some() {
+            self.username = username.map(str::to_string);
+            self.password = password.map(str::to_string);
+        }
+        if let Some(tls) = &mut self.tls {
+            let o = files.clone();
+            tls.ca = o.ca.or(tls.ca.take());
+            tls.cert = o.cert.or(tls.cert.take());
+            tls.key = o.key.or(tls.key.take());
+            if tls.cert.is_some() && self.username.is_none() {
+                self.username = Some(id.to_string());
+            }
+        }
+        self
+    }
+
     /// Parses `mqtt://[user[:password]@]host[:port]` (or `host:port`, or `host`; default
     /// port 1883) and `mqtts://...` (TLS, default port 8883, trusting the system's CAs
     /// unless the query names files: `?ca=/etc/hcore/ca.pem&cert=..&key=..`). User name

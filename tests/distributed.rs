@@ -7,27 +7,18 @@
 //! share the calls. On NATS node 1 then dies: the plugin moves to node 2 and answers
 //! again, and calls in between fail quickly instead of waiting for their deadline.
 
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hcore_client::{CallOptions, Client, ClientOptions, ErrorCode};
-use hcore_tests::binary::{hcore, workspace_bin};
+use hcore_tests::binary::{cli_json, hcore, workspace_bin};
 use hcore_tests::bus::{spawn_kernel, Bus};
 use hcore_tests::hub::{until_online, wait_registered};
 use hcore_tests::{TempDir, WAIT};
 use serde_json::{json, Value};
 
 async fn cli(url: &str, args: &[&str]) -> Value {
-    let o: Output = tokio::time::timeout(WAIT, hcore().args(args).args(["--url", url]).output())
-        .await
-        .expect("the CLI finished")
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "hcore {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap_or(Value::Null)
+    cli_json(url, args).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A replica of `lamp` (user `lamp`, its own client id) that answers with its name.

@@ -2,12 +2,15 @@
 //! the kernel on node 0, a plugin given nodes 1 and 2, a client on node 2. The plugin's
 //! state writes cross nodes; killing node 1 moves the plugin to node 2, where it
 //! announces itself with a new session and writes again; retained state records are
-//! readable on every node; the kernel killed and restarted keeps state and storage.
+//! readable on every node; the kernel killed and restarted keeps state and storage;
+//! killing the kernel's node moves it to the next node it was given, where a CLI given a
+//! dead node first finds it, and records and statuses are right on every live node.
 //! The failover time is printed.
 
 use std::time::{Duration, Instant};
 
 use hcore_client::{Client, ClientOptions};
+use hcore_tests::binary::cli_json;
 use hcore_tests::bus::spawn_kernel;
 use hcore_tests::hub::until_online;
 use hcore_tests::nats::NatsCluster;
@@ -49,6 +52,19 @@ async fn retained(url: &str, topic: &str) -> Option<Value> {
     };
     let _ = c.shutdown().await;
     outcome
+}
+
+/// Waits until `topic`'s retained record on the node at `url` satisfies `ok`.
+async fn eventually_retained(url: &str, topic: &str, ok: impl Fn(&Value) -> bool) {
+    let deadline = Instant::now() + WAIT * 3;
+    loop {
+        let rec = retained(url, topic).await;
+        if rec.as_ref().is_some_and(&ok) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} keeps {rec:?} on {topic}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +154,8 @@ async fn on_a_nats_cluster_a_plugin_fails_over_and_state_survives() {
     // The kernel dies and comes back: state and storage are intact.
     let _ = k.start_kill();
     let _ = k.wait().await;
-    let mut k = spawn_kernel(&cluster.nodes[0].url, &data);
+    // This time it is given two nodes, 0 and then 2.
+    let mut k = spawn_kernel(&cluster.urls(&[0, 2]), &data);
     until_online(&mut status).await;
     // (NATS may reset other nodes' client connections when a node dies; a call made
     // while a client reconnects fails at once and is made again.)
@@ -157,9 +174,61 @@ async fn on_a_nats_cluster_a_plugin_fails_over_and_state_survives() {
     };
     assert_eq!(rec.value, json!("node 2"));
     assert_eq!(home, Some(json!({"rooms": 3})));
+
+    // Node 1 comes back; node 0 dies: the kernel moves to node 2 and announces a new
+    // session, and a CLI given nodes 0 and 1 finds the bus on node 1.
+    cluster.nodes[1].restart().await;
+    // One loss at a time: node 1 has caught up (serves a record written after it came
+    // back) before node 0 dies.
+    observer
+        .state()
+        .set("probe/node1", json!("back"))
+        .await
+        .unwrap();
+    let node1 = &cluster.nodes[1].url;
+    eventually_retained(node1, "hc/state/probe/node1", |v| v["value"] == "back").await;
+    let session = |v: &Value| v["session"].as_u64().unwrap_or(0);
+    let before = session(
+        &retained(&cluster.nodes[2].url, "hc/kernel/status")
+            .await
+            .unwrap(),
+    );
+    let killed = Instant::now();
+    cluster.nodes[0].kill().await;
+    loop {
+        let s = tokio::time::timeout(WAIT * 3, status.next())
+            .await
+            .expect("the kernel online on another node in time")
+            .unwrap();
+        if s.json()
+            .is_some_and(|v| v["state"] == "online" && session(&v) > before)
+        {
+            break;
+        }
+    }
+    let kernel_moved = killed.elapsed();
+    let rec = loop {
+        match cli_json(&cluster.urls(&[0, 1]), &["state", "get", "nomad/where"]).await {
+            Ok(v) => break v,
+            Err(e) => assert!(killed.elapsed() < WAIT * 3, "the CLI never answered: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rec["value"], "node 2", "{rec}");
+    // Records and statuses are right on both live nodes.
+    for node in [1, 2] {
+        let url = &cluster.nodes[node].url;
+        eventually_retained(url, "hc/state/nomad/where", |v| v["value"] == "node 2").await;
+        eventually_retained(url, "hc/plugin/nomad/status", |v| v["state"] == "online").await;
+        eventually_retained(url, "hc/kernel/status", |v| {
+            v["state"] == "online" && session(v) > before
+        })
+        .await;
+    }
     let _ = k.start_kill();
     eprintln!(
         "NATS cluster: node killed -> plugin online on another node with a new session {announced:.2?}, \
-         first write through the kernel {written:.2?}; the retained record on every node {converged:.2?} after that"
+         first write through the kernel {written:.2?}; the retained record on every node {converged:.2?} after that; \
+         the kernel's node killed -> kernel online on another node {kernel_moved:.2?}"
     );
 }

@@ -73,7 +73,8 @@ async fn reconnects_resubscribes_reprovides_and_reannounces() {
 }
 
 /// Several broker URLs: an unreachable first one is skipped, and when the node in use
-/// dies the client moves to the next, re-announcing itself there with a new session.
+/// dies the client moves to the next, re-announcing itself there with a new session,
+/// and once more 10 s later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fails_over_between_broker_urls() {
     init_tracing();
@@ -115,6 +116,23 @@ async fn fails_over_between_broker_urls() {
     assert_eq!(
         (me["online"].as_bool(), me["session"].as_u64()),
         (Some(true), Some(plugin.session()))
+    );
+    // And once more, live, a while later (a clustered broker may have dropped the first
+    // retained write while electing leaders).
+    let mut status = on_b.subscribe("hc/plugin/nomad/status").await.unwrap();
+    let repeat = tokio::time::timeout(WAIT * 2, async {
+        loop {
+            let m = status.next().await.unwrap();
+            if !m.retain {
+                break m.json().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("the status announced again");
+    assert_eq!(
+        (repeat["state"].as_str(), repeat["session"].as_u64()),
+        (Some("online"), Some(plugin.session()))
     );
 
     // Every URL must name the same user: the identity cannot change with the node.

@@ -19,10 +19,6 @@ use crate::calls::{StatusChange, Tracked};
 use crate::persist::{Job, StateWrite};
 use crate::policy::{role, KERNEL_ID, ROLE_PROPERTY};
 
-/// When to publish the state records again after a broker node died (a NATS cluster
-/// stores retained messages again once it has elected new leaders: 2 to 9 s measured).
-const REPUBLISH_AFTER_NODE_LOSS: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// How far ahead of the kernel's clock a plugin's session number may be, milliseconds.
 const SESSION_AHEAD_MS: u64 = 86_400_000;
 use crate::ratelog::RateLog;
@@ -350,7 +346,7 @@ impl Core {
                 // A broker node died: retained records written meanwhile may be lost.
                 self.services
                     .persist
-                    .republish_later(REPUBLISH_AFTER_NODE_LOSS);
+                    .republish_later(crate::persist::AFTER_NODE_LOSS);
             }
             StatusChange::Reconnected => {}
         }

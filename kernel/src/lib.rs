@@ -199,7 +199,8 @@ impl Kernel {
 }
 
 /// The kernel's client: the kernel's status and will, in-line handlers for everything the
-/// kernel watches, and state republished on every (re)connect before it says `online`.
+/// kernel watches, and state republished on every (re)connect before it says `online`
+/// (after a reconnect once more, 10 s later: see `persist::AFTER_NODE_LOSS`).
 ///
 /// The client holds only weak references to the kernel (the kernel holds the client).
 fn kernel_options(config: &KernelConfig, core: &Arc<Core>) -> ClientOptions {
@@ -210,14 +211,20 @@ fn kernel_options(config: &KernelConfig, core: &Arc<Core>) -> ClientOptions {
         }
     });
     let weak = Arc::downgrade(core);
+    let connected_before = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let on_connect: OnConnect = Arc::new(move |client, _session| {
         let persist = weak.upgrade().map(|core| {
             core.services.link.set(&client);
             core.services.persist.clone()
         });
+        // A reconnect may mean a broker node died (the kernel moved to another one).
+        let reconnect = connected_before.swap(true, std::sync::atomic::Ordering::AcqRel);
         Box::pin(async move {
             if let Some(persist) = persist {
                 persist.republish().await;
+                if reconnect {
+                    persist.republish_later(persist::AFTER_NODE_LOSS);
+                }
             }
         })
     });

@@ -44,6 +44,10 @@ pub type OnConnect =
 /// Times a refused renewal of subscriptions is tried again (0.5 s, 1 s, 2 s, 4 s apart).
 const RENEW_RETRIES: usize = 4;
 
+/// When a client announces itself again after a reconnect (a NATS cluster stores
+/// retained messages again once it has elected new leaders: 2 to 9 s measured).
+const REANNOUNCE_AFTER: Duration = Duration::from_secs(10);
+
 /// How a client identifies itself and behaves.
 #[derive(Clone)]
 pub struct ClientOptions {
@@ -443,6 +447,28 @@ impl Client {
         self.on_connected(session).await
     }
 
+    /// After a reconnect, announces the same session once more `REANNOUNCE_AFTER` later:
+    /// a clustered broker that lost a node drops retained writes while it elects new
+    /// leaders (NATS), which would leave a stale status on every node.
+    async fn announce_again_later(&self, session: u64) {
+        if self.inner.announce == Announce::Quiet {
+            return;
+        }
+        tokio::time::sleep(REANNOUNCE_AFTER).await;
+        if self.session() != session || self.inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if self.inner.announce == Announce::Plugin {
+            if let Err(e) = self.publish_manifest().await {
+                tracing::debug!(error = %e, "manifest not announced again");
+            }
+        }
+        let status = self.status(PluginStatus::online(session));
+        if let Err(e) = self.inner.link.publish(status).await {
+            tracing::debug!(error = %e, "status not announced again");
+        }
+    }
+
     fn on_event(self, e: Event) {
         match e {
             Event::Connected { session } => {
@@ -457,8 +483,11 @@ impl Client {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .take();
-                    if let Some(tx) = ready {
-                        let _ = tx.send(result);
+                    match ready {
+                        Some(tx) => {
+                            let _ = tx.send(result);
+                        }
+                        None => self.announce_again_later(session).await,
                     }
                 });
             }

@@ -41,6 +41,25 @@ pub fn hcore() -> Command {
     c
 }
 
+/// `hcore <args> --url <url>` run to its end: its output as JSON (`Null` when it printed
+/// none), or what it wrote to stderr when it failed.
+pub async fn cli_json(url: &str, args: &[&str]) -> Result<serde_json::Value, String> {
+    let o = tokio::time::timeout(
+        crate::WAIT * 2,
+        hcore().args(args).args(["--url", url]).output(),
+    )
+    .await
+    .expect("the CLI finished")
+    .unwrap();
+    if !o.status.success() {
+        return Err(format!(
+            "hcore {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
+    }
+    Ok(serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null))
+}
+
 /// Starts `hcore run` on a free port; returns the process and its MQTT URL.
 pub async fn spawn_hcore(data: &std::path::Path) -> (Child, String) {
     let mut c = Command::new(hcore_bin());

@@ -44,10 +44,6 @@ pub type OnConnect =
 /// Times a refused renewal of subscriptions is tried again (0.5 s, 1 s, 2 s, 4 s apart).
 const RENEW_RETRIES: usize = 4;
 
-/// When a client announces itself again after a reconnect (a NATS cluster stores
-/// retained messages again once it has elected new leaders: 2 to 9 s measured).
-const REANNOUNCE_AFTER: Duration = Duration::from_secs(10);
-
 /// How a client identifies itself and behaves.
 #[derive(Clone)]
 pub struct ClientOptions {
@@ -143,7 +139,7 @@ pub(crate) struct Inner {
     /// The MQTT client id: this connection's name within the identity.
     pub client_id: String,
     pub routing: Routing,
-    calls_via_kernel: bool,
+    pub calls_via_kernel: bool,
     pub topics: Topics,
     pub reply_topic: String,
     pub link: Arc<Link>,
@@ -338,60 +334,11 @@ impl Client {
         self.inner.link.disconnect().await
     }
 
-    /// Publishes the retained `offline` status (for an announced client) and stays
-    /// connected: a client that keeps answering while it winds down says so first.
-    pub async fn announce_offline(&self) -> Result<(), ClientError> {
-        if self.inner.announce == Announce::Quiet {
-            return Ok(());
-        }
-        self.publish_message(self.status(PluginStatus::offline(self.session())))
-            .await
-    }
-
-    fn status(&self, mut status: PluginStatus) -> Outgoing {
-        let inner = &self.inner;
-        let topic = match inner.announce {
-            Announce::Kernel => {
-                if inner.calls_via_kernel {
-                    status.calls = Some(crate::protocol::CALLS_VIA_KERNEL.into());
-                }
-                inner.topics.kernel_status()
-            }
-            _ => inner.topics.connection_status(&inner.id, &inner.client_id),
-        };
-        let version = self.lock_manifest().version.clone();
-        status.version = (!version.is_empty()).then_some(version);
-        Outgoing {
-            topic,
-            payload: status.to_bytes().into(),
-            qos: 1,
-            retain: true,
-            correlation: None,
-        }
-    }
-
     pub(crate) fn lock_manifest(&self) -> std::sync::MutexGuard<'_, Manifest> {
         self.inner
             .manifest
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Publishes the plugin's retained manifest.
-    pub(crate) async fn publish_manifest(&self) -> Result<(), ClientError> {
-        let manifest = self.lock_manifest().clone();
-        let payload =
-            serde_json::to_vec(&manifest).map_err(|e| ClientError::Decode(e.to_string()))?;
-        self.inner
-            .link
-            .publish(Outgoing {
-                topic: self.inner.topics.plugin_manifest(&self.inner.id),
-                payload: payload.into(),
-                qos: 1,
-                retain: true,
-                correlation: None,
-            })
-            .await
     }
 
     /// Renews subscriptions and re-announces after a (re)connect.
@@ -445,28 +392,6 @@ impl Client {
             }
         }
         self.on_connected(session).await
-    }
-
-    /// After a reconnect, announces the same session once more `REANNOUNCE_AFTER` later:
-    /// a clustered broker that lost a node drops retained writes while it elects new
-    /// leaders (NATS), which would leave a stale status on every node.
-    async fn announce_again_later(&self, session: u64) {
-        if self.inner.announce == Announce::Quiet {
-            return;
-        }
-        tokio::time::sleep(REANNOUNCE_AFTER).await;
-        if self.session() != session || self.inner.closed.load(Ordering::Acquire) {
-            return;
-        }
-        if self.inner.announce == Announce::Plugin {
-            if let Err(e) = self.publish_manifest().await {
-                tracing::debug!(error = %e, "manifest not announced again");
-            }
-        }
-        let status = self.status(PluginStatus::online(session));
-        if let Err(e) = self.inner.link.publish(status).await {
-            tracing::debug!(error = %e, "status not announced again");
-        }
     }
 
     fn on_event(self, e: Event) {

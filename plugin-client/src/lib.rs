@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod announce;
 mod client;
 mod context;
 mod error;
